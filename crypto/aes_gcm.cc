@@ -1,0 +1,141 @@
+#include "crypto/aes_gcm.h"
+
+#include <openssl/evp.h>
+
+#include <climits>
+
+#include "crypto/random.h"
+#include "crypto/ssl_util.h"
+#include "fmt/format.h"
+
+namespace kmsplugin {
+namespace {
+
+using internal::SslUniquePtr;
+
+const EVP_CIPHER* CipherForKeySize(size_t size) {
+  switch (size) {
+    case 16:
+      return EVP_aes_128_gcm();
+    case 24:
+      return EVP_aes_192_gcm();
+    case 32:
+      return EVP_aes_256_gcm();
+    default:
+      return nullptr;
+  }
+}
+
+const unsigned char* U8(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AesGcm>> AesGcm::Create(SecretBytes key) {
+  if (CipherForKeySize(key.size()) == nullptr) {
+    return absl::InvalidArgumentError(
+        fmt::format("AES-GCM key must be 16, 24 or 32 bytes, got {}", key.size()));
+  }
+  return std::unique_ptr<AesGcm>(new AesGcm(std::move(key)));
+}
+
+absl::StatusOr<std::string> AesGcm::Seal(std::string_view plaintext, std::string_view aad) const {
+  auto nonce = RandomBytes(kNonceSize);
+  if (!nonce.ok()) return nonce.status();
+  auto body = SealDetached(*nonce, plaintext, aad);
+  if (!body.ok()) return body.status();
+  return *nonce + *body;
+}
+
+absl::StatusOr<SecretBytes> AesGcm::Open(std::string_view sealed, std::string_view aad) const {
+  if (sealed.size() < kNonceSize + kTagSize) {
+    return absl::InvalidArgumentError(
+        fmt::format("AES-GCM input is {} bytes, shorter than nonce and tag", sealed.size()));
+  }
+  return OpenDetached(sealed.substr(0, kNonceSize), sealed.substr(kNonceSize), aad);
+}
+
+absl::StatusOr<std::string> AesGcm::SealDetached(std::string_view nonce,
+                                                 std::string_view plaintext,
+                                                 std::string_view aad) const {
+  if (nonce.size() != kNonceSize) return absl::InvalidArgumentError("AES-GCM nonce must be 12 bytes");
+  if (plaintext.size() > INT_MAX - kTagSize || aad.size() > INT_MAX) {
+    return absl::InvalidArgumentError("AES-GCM input too large");
+  }
+  SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");
+  if (EVP_EncryptInit_ex(ctx.get(), CipherForKeySize(key_.size()), nullptr, key_.data(),
+                         U8(nonce)) != 1) {
+    return absl::InternalError("AES-GCM encrypt init: " + internal::SslErrorString());
+  }
+  int len = 0;
+  if (!aad.empty() &&
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, U8(aad), static_cast<int>(aad.size())) != 1) {
+    return absl::InternalError("AES-GCM aad: " + internal::SslErrorString());
+  }
+  std::string out(plaintext.size() + kTagSize, '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  int written = 0;
+  if (!plaintext.empty()) {
+    if (EVP_EncryptUpdate(ctx.get(), o, &len, U8(plaintext), static_cast<int>(plaintext.size())) !=
+        1) {
+      return absl::InternalError("AES-GCM encrypt: " + internal::SslErrorString());
+    }
+    written = len;
+  }
+  if (EVP_EncryptFinal_ex(ctx.get(), o + written, &len) != 1) {
+    return absl::InternalError("AES-GCM encrypt final: " + internal::SslErrorString());
+  }
+  written += len;
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize, o + written) != 1) {
+    return absl::InternalError("AES-GCM get tag: " + internal::SslErrorString());
+  }
+  return out;
+}
+
+absl::StatusOr<SecretBytes> AesGcm::OpenDetached(std::string_view nonce,
+                                                 std::string_view ct_and_tag,
+                                                 std::string_view aad) const {
+  if (nonce.size() != kNonceSize) return absl::InvalidArgumentError("AES-GCM nonce must be 12 bytes");
+  if (ct_and_tag.size() < kTagSize) return absl::InvalidArgumentError("AES-GCM input shorter than tag");
+  if (ct_and_tag.size() > INT_MAX || aad.size() > INT_MAX) {
+    return absl::InvalidArgumentError("AES-GCM input too large");
+  }
+  std::string_view ct = ct_and_tag.substr(0, ct_and_tag.size() - kTagSize);
+  std::string tag(ct_and_tag.substr(ct.size()));
+  SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");
+  if (EVP_DecryptInit_ex(ctx.get(), CipherForKeySize(key_.size()), nullptr, key_.data(),
+                         U8(nonce)) != 1) {
+    return absl::InternalError("AES-GCM decrypt init: " + internal::SslErrorString());
+  }
+  int len = 0;
+  if (!aad.empty() &&
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, U8(aad), static_cast<int>(aad.size())) != 1) {
+    return absl::InternalError("AES-GCM aad: " + internal::SslErrorString());
+  }
+  SecretBytes out(ct.size());
+  int written = 0;
+  if (!ct.empty()) {
+    if (EVP_DecryptUpdate(ctx.get(), out.MutableData(), &len, U8(ct),
+                          static_cast<int>(ct.size())) != 1) {
+      return absl::InternalError("AES-GCM decrypt: " + internal::SslErrorString());
+    }
+    written = len;
+  }
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, tag.data()) != 1) {
+    return absl::InternalError("AES-GCM set tag: " + internal::SslErrorString());
+  }
+  // Scratch for Final (GCM writes nothing here, but never let it write past `out`).
+  unsigned char scratch[16];
+  if (EVP_DecryptFinal_ex(ctx.get(), scratch, &len) != 1) {
+    internal::SslErrorString();
+    out.Clear();  // Never hand back unauthenticated plaintext.
+    return absl::InvalidArgumentError("AES-GCM authentication failed");
+  }
+  (void)written;
+  return out;
+}
+
+}  // namespace kmsplugin

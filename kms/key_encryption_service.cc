@@ -1,0 +1,1 @@
+#include "kms/key_encryption_service.h"
