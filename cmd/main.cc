@@ -1,1 +1,26 @@
-int main() { return 0; }
+// kms-plugin: dispatch only. serve | status | rotate | reencrypt.
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "CLI/CLI.hpp"
+#include "cmd/commands.h"
+
+int main(int argc, char** argv) {
+  // Key material lives in this process: no core dumps, no ptrace by other users.
+  prctl(PR_SET_DUMPABLE, 0);
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+
+  CLI::App app{"kms-plugin: a Kubernetes KMS v2 plugin with a local key hierarchy, and its tools"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  int exit_code = 0;
+  kmsplugin::AddServeCommand(app, &exit_code);
+  kmsplugin::AddStatusCommand(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

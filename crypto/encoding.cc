@@ -12,20 +12,27 @@ int HexValue(char c) {
   return -1;
 }
 
+bool IsBase64Alphabet(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
+}
+
 // Decodes into `out` (sized by the caller to at least 3/4 of the input); returns the length.
 absl::StatusOr<size_t> DecodeBase64Into(std::string_view b64, unsigned char* out) {
   if (b64.size() % 4 != 0) return absl::InvalidArgumentError("base64 length is not a multiple of 4");
   if (b64.empty()) return 0;
-  int n = EVP_DecodeBlock(out, reinterpret_cast<const unsigned char*>(b64.data()),
-                          static_cast<int>(b64.size()));
-  if (n < 0) return absl::InvalidArgumentError("invalid base64");
+  // Strict form: alphabet characters only, then '=' padding as the last one or two characters.
+  // EVP_DecodeBlock alone skips surrounding whitespace and reads '=' anywhere as zero bits.
   size_t pad = 0;
   if (b64.back() == '=') ++pad;
-  if (b64.size() >= 2 && b64[b64.size() - 2] == '=') ++pad;
-  // EVP_DecodeBlock accepts some whitespace; the strict form must round-trip in length.
-  if (static_cast<size_t>(n) != b64.size() / 4 * 3) return absl::InvalidArgumentError("invalid base64");
-  for (char c : b64) {
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') return absl::InvalidArgumentError("invalid base64");
+  if (pad == 1 && b64[b64.size() - 2] == '=') ++pad;
+  for (size_t i = 0; i < b64.size() - pad; ++i) {
+    if (!IsBase64Alphabet(b64[i])) return absl::InvalidArgumentError("invalid base64");
+  }
+  int n = EVP_DecodeBlock(out, reinterpret_cast<const unsigned char*>(b64.data()),
+                          static_cast<int>(b64.size()));
+  if (n < 0 || static_cast<size_t>(n) != b64.size() / 4 * 3) {
+    return absl::InvalidArgumentError("invalid base64");
   }
   return static_cast<size_t>(n) - pad;
 }

@@ -1,0 +1,31 @@
+// The --kms flag and each backend's flags, and the factory that builds the chosen backend.
+// main() builds the object graph; there is no registry.
+#ifndef KMSP_CMD_BACKEND_FLAGS_H_
+#define KMSP_CMD_BACKEND_FLAGS_H_
+
+#include <memory>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "base/clock.h"
+#include "kms/key_encryption_service.h"
+
+namespace kmsplugin {
+
+struct BackendFlags {
+  std::string kms = "local";
+  // --kms local
+  std::string local_keyring = "/var/lib/kms-plugin/keyring.json";
+};
+
+// Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.
+void AddBackendFlags(CLI::App* cmd, BackendFlags* flags);
+
+// Builds the backend named by --kms. `clock` must outlive it.
+absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const BackendFlags& flags,
+                                                                     const Clock* clock);
+
+}  // namespace kmsplugin
+
+#endif  // KMSP_CMD_BACKEND_FLAGS_H_

@@ -1,0 +1,162 @@
+// `kms-plugin serve`: builds the object graph (backend -> envelope service -> gRPC servers,
+// refresher, health server), then waits for SIGTERM/SIGINT on a sigwait thread and drains.
+#include <signal.h>
+
+#include <memory>
+#include <string>
+
+#include "base/logging.h"
+#include "base/status.h"
+#include "cmd/backend_flags.h"
+#include "cmd/commands.h"
+#include "cmd/flags.h"
+#include "plugin/admin_service.h"
+#include "plugin/envelope_service.h"
+#include "plugin/grpc_service.h"
+#include "plugin/health_server.h"
+#include "plugin/instrumented_kes.h"
+#include "plugin/key_refresher.h"
+#include "plugin/metrics.h"
+#include "plugin/server.h"
+#include "spdlog/spdlog.h"
+
+namespace kmsplugin {
+namespace {
+
+struct ServeFlags {
+  std::string listen = "unix:///var/run/kmsplugin/kms.sock";
+  std::string admin_socket;  // Default derived from --listen.
+  std::string health_addr;
+  std::string log_level = "info";
+  BackendFlags backend;
+  EnvelopeOptions envelope;
+  absl::Duration key_poll_interval = absl::Minutes(1);
+  absl::Duration kms_timeout = absl::Seconds(10);
+  absl::Duration shutdown_grace = absl::Seconds(5);
+  int max_threads = 16;
+};
+
+int RunServe(const ServeFlags& flags) {
+  // Block the shutdown signals before any thread exists, so only sigwait() sees them.
+  // A shell may start us with SIGINT ignored; an ignored signal is discarded, not queued.
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (absl::Status s = InitLogging(flags.log_level, LogFormat::kText); !s.ok()) {
+    fprintf(stderr, "kms-plugin serve: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  auto fail = [](std::string_view what, const absl::Status& s) {
+    spdlog::critical("{}: {}", what, s.ToString());
+    return 1;
+  };
+  absl::StatusOr<ListenAddress> listen = ParseListenAddress(flags.listen);
+  if (!listen.ok()) return fail("bad --listen", listen.status());
+  absl::StatusOr<ListenAddress> admin =
+      ParseListenAddress(flags.admin_socket.empty() ? DefaultAdminAddress(*listen) : flags.admin_socket);
+  if (!admin.ok()) return fail("bad --admin-socket", admin.status());
+
+  const Clock* clock = RealClock::Get();
+  PluginMetrics metrics;
+  auto backend = CreateBackend(flags.backend, clock);
+  if (!backend.ok()) return fail("cannot start the KMS backend", backend.status());
+  auto envelope = EnvelopeService::Create(
+      flags.envelope, std::make_unique<InstrumentedKes>(std::move(*backend), &metrics), clock);
+  if (!envelope.ok()) return fail("bad options", envelope.status());
+
+  // First data key before we accept calls; on failure we still serve (unhealthy) and retry.
+  absl::Status first = (*envelope)->Refresh(CallContext::WithTimeout(flags.kms_timeout, "startup"));
+  if (!first.ok()) spdlog::error("no data key yet, will retry: {}", first.ToString());
+
+  KeyRefresher refresher(envelope->get(), flags.key_poll_interval, absl::Seconds(10),
+                         flags.kms_timeout);
+  refresher.Start();
+
+  KmsV2GrpcService kms_service(envelope->get(), &metrics);
+  ServerOptions server_options;
+  server_options.max_threads = flags.max_threads;
+  auto server = GrpcServer::Start(*listen, {&kms_service}, server_options);
+  if (!server.ok()) return fail("cannot serve KMS v2", server.status());
+
+  AdminGrpcService admin_service(envelope->get(), flags.kms_timeout);
+  ServerOptions admin_options;
+  admin_options.max_threads = 4;
+  auto admin_server = GrpcServer::Start(*admin, {&admin_service}, admin_options);
+  if (!admin_server.ok()) return fail("cannot serve the admin API", admin_server.status());
+
+  std::unique_ptr<HealthServer> health;
+  if (!flags.health_addr.empty()) {
+    auto h = HealthServer::Start(flags.health_addr, envelope->get(), &metrics);
+    if (!h.ok()) return fail("cannot serve health checks", h.status());
+    health = std::move(*h);
+  }
+  PluginStatus st = (*envelope)->Status();
+  spdlog::info("serving KMS v2 on {} (admin {}{}{}); backend {}, key_id {}, healthz {}",
+               listen->display, admin->display, flags.health_addr.empty() ? "" : ", health http://",
+               flags.health_addr, flags.backend.kms, st.key_id, st.healthz);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received signal {}; draining for up to {}", sig,
+               absl::FormatDuration(flags.shutdown_grace));
+  health.reset();
+  (*server)->Shutdown(flags.shutdown_grace);
+  (*admin_server)->Shutdown(absl::Seconds(1));
+  refresher.Stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand("serve", "Run the KMS v2 plugin (gRPC on a unix socket)");
+  cmd->add_option("--listen", flags->listen,
+                  "Socket to serve KMS v2 on: unix:///ABS/PATH, /ABS/PATH or unix:///@abstract")
+      ->capture_default_str();
+  cmd->add_option("--admin-socket", flags->admin_socket,
+                  "Admin API socket (rotate, refresh, report); default: the --listen path + .admin")
+      ->capture_default_str();
+  cmd->add_option("--health-addr", flags->health_addr,
+                  "HOST:PORT for /healthz, /readyz, /livez and /metrics (empty: off)")
+      ->capture_default_str();
+  cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  AddBackendFlags(cmd, &flags->backend);
+  AddDurationFlag(cmd, "--key-poll-interval", &flags->key_poll_interval,
+                  "How often the KMS is probed for the current KEK version");
+  AddDurationFlag(cmd, "--kms-timeout", &flags->kms_timeout,
+                  "Deadline of each background KMS call (probe, wrap)");
+  AddDurationFlag(cmd, "--kms-outage-window", &flags->envelope.outage_window,
+                  "How long to keep serving from cached keys while the KMS is unreachable");
+  AddDurationFlag(cmd, "--dek-max-age", &flags->envelope.dek_max_age,
+                  "Replace the data key after this age");
+  cmd->add_option("--dek-max-uses", flags->envelope.dek_max_uses,
+                  "Replace the data key after this many Encrypts")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
+  cmd->add_option("--dek-cache-size", flags->envelope.dek_cache_size,
+                  "Unwrapped data keys kept in memory (LRU)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  cmd->add_option("--key-change-confirmations", flags->envelope.key_change_confirmations,
+                  "Consecutive probes that must report a new KEK version before key_id changes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
+  cmd->add_option("--max-threads", flags->max_threads, "Cap on gRPC server threads")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 1024));
+  AddDurationFlag(cmd, "--shutdown-grace", &flags->shutdown_grace,
+                  "On SIGTERM, how long calls in flight may finish");
+  cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
+}
+
+}  // namespace kmsplugin

@@ -1,0 +1,58 @@
+// `kms-plugin status`: one KMS v2 Status call, printed as one JSON line.
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "cmd/commands.h"
+#include "cmd/flags.h"
+#include "nlohmann/json.hpp"
+#include "plugin/channel.h"
+#include "proto/kmsv2/api.grpc.pb.h"
+
+namespace kmsplugin {
+namespace {
+
+struct StatusFlags {
+  std::string socket = "unix:///var/run/kmsplugin/kms.sock";
+  absl::Duration timeout = absl::Seconds(3);
+};
+
+int RunStatus(const StatusFlags& flags) {
+  auto channel = DialUnixSocket(flags.socket);
+  if (!channel.ok()) {
+    std::cerr << "kms-plugin status: " << channel.status().message() << "\n";
+    return 2;
+  }
+  auto stub = v2::KeyManagementService::NewStub(*channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + flags.timeout));
+  v2::StatusRequest request;
+  v2::StatusResponse response;
+  grpc::Status st = stub->Status(&ctx, request, &response);
+  if (!st.ok()) {
+    std::cerr << "kms-plugin status: Status call on " << flags.socket << " failed: "
+              << st.error_message() << " (code " << st.error_code() << ")\n";
+    return 1;
+  }
+  nlohmann::ordered_json out;
+  out["version"] = response.version();
+  out["healthz"] = response.healthz();
+  out["key_id"] = response.key_id();
+  std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  return response.healthz() == "ok" ? 0 : 1;
+}
+
+}  // namespace
+
+void AddStatusCommand(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<StatusFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "status", "Call Status on a plugin socket; print {version,healthz,key_id}; exit 0 iff ok");
+  cmd->add_option("--socket", flags->socket, "Plugin socket: unix:///ABS/PATH, /ABS/PATH or unix:///@name")
+      ->capture_default_str();
+  AddDurationFlag(cmd, "--timeout", &flags->timeout, "Deadline of the call");
+  cmd->callback([flags, exit_code] { *exit_code = RunStatus(*flags); });
+}
+
+}  // namespace kmsplugin

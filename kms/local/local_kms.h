@@ -1,0 +1,87 @@
+// LocalKms: the embedded development backend. The KEK versions live in a keyring file on local
+// disk, so anyone who can read that file can decrypt everything: use it for development, tests
+// and single-node labs, and a real KMS (AWS KMS, Vault, PKCS#11) in production. It logs that it
+// is a development backend when it starts.
+//
+// Keyring file (JSON, mode 0600, created when absent):
+//   {
+//     "kind": "kms-plugin-local-keyring",
+//     "format": 1,
+//     "keyring_id": "<32 lower-case hex: random, public, names this keyring>",
+//     "primary": <version used to wrap new data keys>,
+//     "keys": [ {"version": 1, "created": "<RFC 3339>", "material": "<base64 of 32 bytes>"}, … ]
+//   }
+// Versions are never removed by the plugin; all of them unwrap.
+//
+// kek_id (the plugin's key_id) = "local:" + keyring_id + ":v" + version, e.g.
+// "local:5b0c…e1:v3". A keyring created anew gets a new random keyring_id, so a key_id is never
+// reused for another KEK; processes sharing one keyring file derive the same key_id.
+//
+// Wrapped blob = nonce(12) || AES-256-GCM(KEK_version, data key) || tag(16), with
+// AAD = "kms-plugin/local-wrap/v1:" + kek_id, so a blob only opens under the version named.
+//
+// Several processes may share one keyring file (control-plane nodes on one host, tests): creation
+// and rotation take an exclusive flock on "<file>.lock" and replace the file atomically (write a
+// temp file, fsync, rename); Probe() and Unwrap() of an unknown version re-read the file.
+//
+// Thread-safe.
+#ifndef KMSP_KMS_LOCAL_LOCAL_KMS_H_
+#define KMSP_KMS_LOCAL_LOCAL_KMS_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "base/clock.h"
+#include "crypto/aes_gcm.h"
+#include "kms/key_encryption_service.h"
+
+namespace kmsplugin {
+
+struct LocalKmsOptions {
+  std::string keyring_path;  // Absolute path of the keyring file.
+  bool create_if_missing = true;
+};
+
+class LocalKms final : public KeyEncryptionService {
+ public:
+  // Opens (or creates, with one fresh version) the keyring. INVALID_ARGUMENT for a relative path
+  // or a malformed file; FAILED_PRECONDITION if the file is readable by group or others;
+  // UNAVAILABLE if it cannot be read or written. `clock` must outlive the object.
+  static absl::StatusOr<std::unique_ptr<LocalKms>> Create(const LocalKmsOptions& options,
+                                                          const Clock* clock);
+
+  std::string_view Name() const override { return "local"; }
+  absl::StatusOr<WrappedKey> Wrap(const SecretBytes& key, const CallContext& ctx) override;
+  absl::StatusOr<SecretBytes> Unwrap(const WrappedKey& wrapped, const CallContext& ctx) override;
+  absl::StatusOr<KeyStatus> Probe(const CallContext& ctx) override;
+  absl::Status RotateKek(const CallContext& ctx) override;
+
+  // The kek_id of `version` in this keyring.
+  std::string KekIdFor(uint32_t version) const;
+
+ private:
+  struct Keyring {
+    std::string keyring_id;
+    uint32_t primary = 0;
+    std::map<uint32_t, std::unique_ptr<AesGcm>> keks;
+    std::string stamp;  // mtime/size/inode of the file last read.
+  };
+
+  LocalKms(LocalKmsOptions options, const Clock* clock)
+      : options_(std::move(options)), clock_(clock) {}
+
+  // Re-reads the file if it changed since the last read.
+  absl::Status ReloadIfChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const LocalKmsOptions options_;
+  const Clock* const clock_;
+  mutable absl::Mutex mu_;
+  Keyring ring_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace kmsplugin
+
+#endif  // KMSP_KMS_LOCAL_LOCAL_KMS_H_

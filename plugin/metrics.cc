@@ -1,0 +1,106 @@
+#include "plugin/metrics.h"
+
+#include "crypto/hash.h"
+#include "prometheus/text_serializer.h"
+
+namespace kmsplugin {
+namespace {
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  // 0.1 ms .. ~13 s, doubling (as the apiserver's KMS latency metric).
+  prometheus::Histogram::BucketBoundaries b;
+  double v = 0.0001;
+  for (int i = 0; i < 18; ++i, v *= 2) b.push_back(v);
+  return b;
+}
+
+}  // namespace
+
+PluginMetrics::PluginMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      rpc_total_(prometheus::BuildCounter()
+                     .Name("kms_plugin_rpc_total")
+                     .Help("KMS v2 RPCs handled, by method and gRPC status code")
+                     .Register(*registry_)),
+      rpc_duration_(prometheus::BuildHistogram()
+                        .Name("kms_plugin_rpc_duration_seconds")
+                        .Help("Latency of KMS v2 RPCs")
+                        .Register(*registry_)),
+      kms_calls_(prometheus::BuildCounter()
+                     .Name("kms_plugin_kms_calls_total")
+                     .Help("Calls to the remote KMS, by backend, operation and status code")
+                     .Register(*registry_)),
+      kms_duration_(prometheus::BuildHistogram()
+                        .Name("kms_plugin_kms_call_duration_seconds")
+                        .Help("Latency of calls to the remote KMS")
+                        .Register(*registry_)),
+      healthy_(prometheus::BuildGauge()
+                   .Name("kms_plugin_healthy")
+                   .Help("1 while Status reports healthz ok")
+                   .Register(*registry_)
+                   .Add({})),
+      data_key_uses_(prometheus::BuildGauge()
+                         .Name("kms_plugin_data_key_uses")
+                         .Help("Encrypt calls served by the current data key")
+                         .Register(*registry_)
+                         .Add({})),
+      cache_size_(prometheus::BuildGauge()
+                      .Name("kms_plugin_dek_cache_size")
+                      .Help("Unwrapped data keys held in memory")
+                      .Register(*registry_)
+                      .Add({})),
+      cache_hits_(prometheus::BuildGauge()
+                      .Name("kms_plugin_dek_cache_hits")
+                      .Help("Data-key cache hits since start")
+                      .Register(*registry_)
+                      .Add({})),
+      cache_misses_(prometheus::BuildGauge()
+                        .Name("kms_plugin_dek_cache_misses")
+                        .Help("Data-key cache misses since start (each costs at most one unwrap)")
+                        .Register(*registry_)
+                        .Add({})),
+      key_id_info_(prometheus::BuildGauge()
+                       .Name("kms_plugin_key_id_info")
+                       .Help("1 for the current key_id, labelled with its sha256 hash")
+                       .Register(*registry_)) {}
+
+void PluginMetrics::ObserveRpc(std::string_view method, std::string_view code, double seconds) {
+  rpc_total_.Add({{"method", std::string(method)}, {"code", std::string(code)}}).Increment();
+  rpc_duration_.Add({{"method", std::string(method)}}, LatencyBuckets()).Observe(seconds);
+}
+
+void PluginMetrics::ObserveKmsCall(std::string_view backend, std::string_view operation,
+                                   std::string_view code, double seconds) {
+  kms_calls_
+      .Add({{"backend", std::string(backend)},
+            {"operation", std::string(operation)},
+            {"code", std::string(code)}})
+      .Increment();
+  kms_duration_
+      .Add({{"backend", std::string(backend)}, {"operation", std::string(operation)}},
+           LatencyBuckets())
+      .Observe(seconds);
+}
+
+void PluginMetrics::UpdateFrom(const EnvelopeReport& report) {
+  healthy_.Set(report.status.healthz == "ok" ? 1 : 0);
+  data_key_uses_.Set(static_cast<double>(report.data_key_uses));
+  cache_size_.Set(static_cast<double>(report.cache_size));
+  cache_hits_.Set(static_cast<double>(report.cache_hits));
+  cache_misses_.Set(static_cast<double>(report.cache_misses));
+  absl::MutexLock lock(&mu_);
+  prometheus::Gauge* g = nullptr;
+  if (!report.status.key_id.empty()) {
+    g = &key_id_info_.Add({{"key_id_hash", "sha256:" + Sha256Hex(report.status.key_id)}});
+  }
+  if (current_key_id_gauge_ != nullptr && current_key_id_gauge_ != g) current_key_id_gauge_->Set(0);
+  if (g != nullptr) g->Set(1);
+  current_key_id_gauge_ = g;
+}
+
+std::string PluginMetrics::Serialize() {
+  prometheus::TextSerializer serializer;
+  return serializer.Serialize(registry_->Collect());
+}
+
+}  // namespace kmsplugin

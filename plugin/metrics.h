@@ -1,0 +1,61 @@
+// PluginMetrics: the plugin's Prometheus metrics (served on /metrics by HealthServer).
+//
+//   kms_plugin_rpc_total{method,code}                  KMS v2 RPCs handled
+//   kms_plugin_rpc_duration_seconds{method}            their latency
+//   kms_plugin_kms_calls_total{backend,operation,code} remote KMS calls (wrap, unwrap, probe, rotate)
+//   kms_plugin_kms_call_duration_seconds{backend,operation}
+//   kms_plugin_healthy                                 1 while Status reports healthz "ok"
+//   kms_plugin_data_key_uses                           Encrypts under the current data key
+//   kms_plugin_dek_cache_size / _hits / _misses        unwrapped data-key cache
+//   kms_plugin_key_id_info{key_id_hash}                1 for the current key_id (sha256:<hex>)
+//
+// Thread-safe.
+#ifndef KMSP_PLUGIN_METRICS_H_
+#define KMSP_PLUGIN_METRICS_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/synchronization/mutex.h"
+#include "plugin/envelope_service.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace kmsplugin {
+
+class PluginMetrics {
+ public:
+  PluginMetrics();
+
+  void ObserveRpc(std::string_view method, std::string_view code, double seconds);
+  void ObserveKmsCall(std::string_view backend, std::string_view operation, std::string_view code,
+                      double seconds);
+  // Copies gauges from a report (called before each scrape).
+  void UpdateFrom(const EnvelopeReport& report);
+
+  // The metrics in Prometheus text exposition format.
+  std::string Serialize();
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& rpc_total_;
+  prometheus::Family<prometheus::Histogram>& rpc_duration_;
+  prometheus::Family<prometheus::Counter>& kms_calls_;
+  prometheus::Family<prometheus::Histogram>& kms_duration_;
+  prometheus::Gauge& healthy_;
+  prometheus::Gauge& data_key_uses_;
+  prometheus::Gauge& cache_size_;
+  prometheus::Gauge& cache_hits_;
+  prometheus::Gauge& cache_misses_;
+  prometheus::Family<prometheus::Gauge>& key_id_info_;
+  absl::Mutex mu_;
+  prometheus::Gauge* current_key_id_gauge_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
+}  // namespace kmsplugin
+
+#endif  // KMSP_PLUGIN_METRICS_H_
