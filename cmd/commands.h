@@ -9,6 +9,8 @@ namespace kmsplugin {
 
 void AddServeCommand(CLI::App& app, int* exit_code);
 void AddStatusCommand(CLI::App& app, int* exit_code);
+// tools/rotate (issue 4).
+void AddRotateCommand(CLI::App& app, int* exit_code);
 
 }  // namespace kmsplugin
 

@@ -1,0 +1,39 @@
+#include "plugin/server.h"
+
+#include "gtest/gtest.h"
+#include "tests/matchers.h"
+
+namespace kmsplugin {
+namespace {
+
+using ::kmsplugin::testing::StatusIs;
+
+TEST(ServerTest, ParseListenAddressAcceptsTheThreeForms) {
+  auto a = ParseListenAddress("unix:///var/run/kms.sock");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->path, "/var/run/kms.sock");
+  EXPECT_EQ(a->grpc_uri, "unix:/var/run/kms.sock");
+  auto b = ParseListenAddress("/var/run/kms.sock");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->grpc_uri, "unix:/var/run/kms.sock");
+  auto c = ParseListenAddress("unix:///@kms-plugin");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->path, "");
+  EXPECT_EQ(c->grpc_uri, "unix-abstract:kms-plugin");
+}
+
+TEST(ServerTest, ParseListenAddressRejectsRelativePathsAndOtherSchemes) {
+  EXPECT_THAT(ParseListenAddress("kms.sock"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseListenAddress("unix://kms.sock"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseListenAddress("tcp://127.0.0.1:1"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseListenAddress("unix:///@"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseListenAddress(""), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(ServerTest, DefaultAdminAddressIsDerivedFromListen) {
+  EXPECT_EQ(DefaultAdminAddress(*ParseListenAddress("unix:///a/kms.sock")), "unix:///a/kms.sock.admin");
+  EXPECT_EQ(DefaultAdminAddress(*ParseListenAddress("unix:///@k")), "unix:///@k.admin");
+}
+
+}  // namespace
+}  // namespace kmsplugin
