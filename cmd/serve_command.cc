@@ -78,6 +78,8 @@ int RunServe(const ServeFlags& flags) {
                          flags.kms_timeout);
   refresher.Start();
 
+  // grpc.health.v1 on both sockets, for probes that speak gRPC.
+  grpc::EnableDefaultHealthCheckService(true);
   KmsV2GrpcService kms_service(envelope->get(), &metrics);
   ServerOptions server_options;
   server_options.max_threads = flags.max_threads;

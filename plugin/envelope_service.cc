@@ -2,6 +2,7 @@
 
 #include "absl/time/time.h"
 #include "base/status.h"
+#include "crypto/hash.h"
 #include "crypto/random.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
@@ -79,6 +80,17 @@ PluginStatus EnvelopeService::Status() const {
     s.key_id = kek_ids_seen_.back();
   }
   return s;
+}
+
+std::string EnvelopeService::DescribeKeyId(std::string_view key_id) const {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& seen : kek_ids_seen_) {
+      if (seen == key_id) return "key_id " + seen;
+    }
+  }
+  // Never echo request bytes: name an unknown key_id by a short hash.
+  return "an unrecognised key_id (sha256:" + Sha256Hex(key_id).substr(0, 16) + ")";
 }
 
 void EnvelopeService::NoteKekIdLocked(const std::string& kek_id) {
@@ -235,7 +247,8 @@ absl::StatusOr<SecretBytes> EnvelopeService::Decrypt(std::string_view ciphertext
           return std::shared_ptr<const AesGcm>(std::move(a));
         });
     if (!loaded.ok()) {
-      return Annotate(loaded.status(), fmt::format("unwrapping the data key under key_id {}", key_id));
+      return Annotate(loaded.status(),
+                      fmt::format("unwrapping the data key under {}", DescribeKeyId(key_id)));
     }
     aead = *std::move(loaded);
     aad = EnvelopeAad(key_id, annotations);

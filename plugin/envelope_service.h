@@ -133,6 +133,8 @@ class EnvelopeService {
       std::string_view reason);
   bool DueForReplacement(const DataKey& dk, absl::Time now) const;
   std::string HealthzLocked(absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // "key_id X" for a key_id this process has seen, else a short hash (no request bytes in errors).
+  std::string DescribeKeyId(std::string_view key_id) const;
   void NoteKekIdLocked(const std::string& kek_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const EnvelopeOptions options_;
