@@ -117,7 +117,9 @@ TEST_F(GrpcServiceTest, MutatedDecryptRequestsFailCleanlyAndNeverReturnWrongPlai
     v2::EncryptResponse e;
     ASSERT_TRUE(Encrypt(seed, &e).ok());
     corpus.emplace_back(seed, e);
-    if (i % 3 == 2) ASSERT_TRUE(envelope_->RotateDataKey(CallContext::WithTimeout(absl::Seconds(3))).ok());
+    if (i % 3 == 2) {
+      ASSERT_TRUE(envelope_->RotateDataKey(CallContext::WithTimeout(absl::Seconds(3))).ok());
+    }
   }
   std::mt19937_64 rng(20261123);
   int rejected = 0;
