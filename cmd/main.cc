@@ -3,7 +3,9 @@
 #include <sys/resource.h>
 
 #include "CLI/CLI.hpp"
+#include "base/logging.h"
 #include "cmd/commands.h"
+#include "cmd/reencrypt_command.h"
 
 int main(int argc, char** argv) {
   // Key material lives in this process: no core dumps, no ptrace by other users.
@@ -11,12 +13,17 @@ int main(int argc, char** argv) {
   struct rlimit no_core = {0, 0};
   setrlimit(RLIMIT_CORE, &no_core);
 
+  // Logs go to stderr (stdout is for results); `serve --log-level` sets its own level.
+  (void)kmsplugin::InitLogging("info", kmsplugin::LogFormat::kText);
+
   CLI::App app{"kms-plugin: a Kubernetes KMS v2 plugin with a local key hierarchy, and its tools"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   int exit_code = 0;
   kmsplugin::AddServeCommand(app, &exit_code);
   kmsplugin::AddStatusCommand(app, &exit_code);
+  kmsplugin::AddRotateCommand(app, &exit_code);
+  kmsplugin::AddReencryptCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

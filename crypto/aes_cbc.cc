@@ -41,7 +41,8 @@ absl::StatusOr<std::unique_ptr<AesCbc>> AesCbc::Create(SecretBytes key) {
 }
 
 absl::StatusOr<std::string> AesCbc::Encrypt(std::string_view plaintext) const {
-  if (plaintext.size() > INT_MAX - kBlockSize) return absl::InvalidArgumentError("AES-CBC input too large");
+  if (plaintext.size() > INT_MAX - kBlockSize)
+    return absl::InvalidArgumentError("AES-CBC input too large");
   auto iv = RandomBytes(kIvSize);
   if (!iv.ok()) return iv.status();
   SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
@@ -77,7 +78,8 @@ absl::StatusOr<SecretBytes> AesCbc::Decrypt(std::string_view iv_and_ciphertext) 
     return absl::InvalidArgumentError(fmt::format(
         "AES-CBC input is {} bytes, not IV plus whole blocks", iv_and_ciphertext.size()));
   }
-  if (iv_and_ciphertext.size() > INT_MAX) return absl::InvalidArgumentError("AES-CBC input too large");
+  if (iv_and_ciphertext.size() > INT_MAX)
+    return absl::InvalidArgumentError("AES-CBC input too large");
   std::string_view iv = iv_and_ciphertext.substr(0, kIvSize);
   std::string_view ct = iv_and_ciphertext.substr(kIvSize);
   SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());

@@ -1,0 +1,186 @@
+// gRPC implementations of KmsV2Client and KmsV1Client (kms_client.h). The only file of the tool,
+// with etcd_client_grpc.cc, that includes <grpcpp/...>.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+
+#include "absl/synchronization/mutex.h"
+#include "base/status.h"
+#include "fmt/format.h"
+#include "proto/kmsv2/api.grpc.pb.h"
+#include "tools/reencrypt/kms_client.h"
+#include "tools/reencrypt/kmsv1/api.grpc.pb.h"
+
+namespace kmsplugin::reencrypt {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s, std::string_view endpoint, std::string_view method) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(
+      static_cast<absl::StatusCode>(s.error_code()),
+      ToAbsl(fmt::format("KMS plugin {} {}: {}", endpoint, method, s.error_message())));
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+}
+
+void PrepareContext(grpc::ClientContext* ctx, absl::Duration timeout) {
+  ctx->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));
+  ctx->set_wait_for_ready(true);
+}
+
+class GrpcKmsV2Client final : public KmsV2Client {
+ public:
+  GrpcKmsV2Client(std::string endpoint, const std::string& target, absl::Duration timeout)
+      : endpoint_(std::move(endpoint)),
+        stub_(v2::KeyManagementService::NewStub(MakeChannel(target))),
+        timeout_(timeout) {}
+
+  absl::StatusOr<KmsV2Status> Status() override {
+    grpc::ClientContext ctx;
+    PrepareContext(&ctx, timeout_);
+    v2::StatusRequest req;
+    v2::StatusResponse resp;
+    KMSP_RETURN_IF_ERROR(FromGrpc(stub_->Status(&ctx, req, &resp), endpoint_, "Status"));
+    return KmsV2Status{resp.version(), resp.healthz(), resp.key_id()};
+  }
+
+  absl::StatusOr<KmsV2EncryptResult> Encrypt(const SecretBytes& plaintext,
+                                             std::string_view uid) override {
+    grpc::ClientContext ctx;
+    PrepareContext(&ctx, timeout_);
+    v2::EncryptRequest req;
+    req.set_plaintext(std::string(plaintext.Reveal()));
+    req.set_uid(std::string(uid));
+    v2::EncryptResponse resp;
+    grpc::Status s = stub_->Encrypt(&ctx, req, &resp);
+    WipeString(*req.mutable_plaintext());
+    KMSP_RETURN_IF_ERROR(FromGrpc(s, endpoint_, "Encrypt"));
+    KmsV2EncryptResult out;
+    out.ciphertext = resp.ciphertext();
+    out.key_id = resp.key_id();
+    for (const auto& [k, v] : resp.annotations()) out.annotations[k] = v;
+    return out;
+  }
+
+  absl::StatusOr<SecretBytes> Decrypt(std::string_view ciphertext, std::string_view key_id,
+                                      const std::map<std::string, std::string>& annotations,
+                                      std::string_view uid) override {
+    grpc::ClientContext ctx;
+    PrepareContext(&ctx, timeout_);
+    v2::DecryptRequest req;
+    req.set_ciphertext(std::string(ciphertext));
+    req.set_key_id(std::string(key_id));
+    req.set_uid(std::string(uid));
+    for (const auto& [k, v] : annotations) (*req.mutable_annotations())[k] = v;
+    v2::DecryptResponse resp;
+    KMSP_RETURN_IF_ERROR(FromGrpc(stub_->Decrypt(&ctx, req, &resp), endpoint_, "Decrypt"));
+    return SecretBytes::TakeFrom(*resp.mutable_plaintext());
+  }
+
+ private:
+  const std::string endpoint_;
+  std::unique_ptr<v2::KeyManagementService::Stub> stub_;
+  const absl::Duration timeout_;
+};
+
+constexpr char kV1Version[] = "v1beta1";
+
+class GrpcKmsV1Client final : public KmsV1Client {
+ public:
+  GrpcKmsV1Client(std::string endpoint, const std::string& target, absl::Duration timeout)
+      : endpoint_(std::move(endpoint)),
+        stub_(v1beta1::KeyManagementService::NewStub(MakeChannel(target))),
+        timeout_(timeout) {}
+
+  absl::StatusOr<std::string> Encrypt(const SecretBytes& plaintext) override {
+    KMSP_RETURN_IF_ERROR(CheckVersion());
+    grpc::ClientContext ctx;
+    PrepareContext(&ctx, timeout_);
+    v1beta1::EncryptRequest req;
+    req.set_version(kV1Version);
+    req.set_plain(std::string(plaintext.Reveal()));
+    v1beta1::EncryptResponse resp;
+    grpc::Status s = stub_->Encrypt(&ctx, req, &resp);
+    WipeString(*req.mutable_plain());
+    KMSP_RETURN_IF_ERROR(FromGrpc(s, endpoint_, "v1beta1 Encrypt"));
+    return resp.cipher();
+  }
+
+  absl::StatusOr<SecretBytes> Decrypt(std::string_view ciphertext) override {
+    KMSP_RETURN_IF_ERROR(CheckVersion());
+    grpc::ClientContext ctx;
+    PrepareContext(&ctx, timeout_);
+    v1beta1::DecryptRequest req;
+    req.set_version(kV1Version);
+    req.set_cipher(std::string(ciphertext));
+    v1beta1::DecryptResponse resp;
+    KMSP_RETURN_IF_ERROR(FromGrpc(stub_->Decrypt(&ctx, req, &resp), endpoint_, "v1beta1 Decrypt"));
+    return SecretBytes::TakeFrom(*resp.mutable_plain());
+  }
+
+ private:
+  absl::Status CheckVersion() {
+    absl::MutexLock lock(&mu_);
+    if (version_checked_) return absl::OkStatus();
+    grpc::ClientContext ctx;
+    PrepareContext(&ctx, timeout_);
+    v1beta1::VersionRequest req;
+    req.set_version(kV1Version);
+    v1beta1::VersionResponse resp;
+    KMSP_RETURN_IF_ERROR(FromGrpc(stub_->Version(&ctx, req, &resp), endpoint_, "v1beta1 Version"));
+    if (resp.version() != kV1Version) {
+      return absl::FailedPreconditionError(
+          fmt::format("KMS plugin {} speaks version \"{}\", want \"{}\"", endpoint_, resp.version(),
+                      kV1Version));
+    }
+    version_checked_ = true;
+    return absl::OkStatus();
+  }
+
+  const std::string endpoint_;
+  std::unique_ptr<v1beta1::KeyManagementService::Stub> stub_;
+  const absl::Duration timeout_;
+  absl::Mutex mu_;
+  bool version_checked_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> KmsEndpointToGrpcTarget(std::string_view endpoint) {
+  constexpr std::string_view kScheme = "unix://";
+  if (endpoint.substr(0, kScheme.size()) != kScheme) {
+    return absl::InvalidArgumentError(
+        fmt::format("KMS endpoint \"{}\" must use the unix:// scheme", endpoint));
+  }
+  std::string_view path = endpoint.substr(kScheme.size());
+  if (path.empty() || path == "/" || path == "/@") {
+    return absl::InvalidArgumentError(fmt::format("KMS endpoint \"{}\" has no path", endpoint));
+  }
+  // "unix:///@name" is the Linux abstract socket "\0name" (kmsv2-contract.md §1.3).
+  if (path.substr(0, 2) == "/@") return fmt::format("unix-abstract:{}", path.substr(2));
+  if (path.front() != '/') {
+    return absl::InvalidArgumentError(
+        fmt::format("KMS endpoint \"{}\" must be an absolute path (unix:///path)", endpoint));
+  }
+  return fmt::format("unix://{}", path);
+}
+
+absl::StatusOr<std::unique_ptr<KmsV2Client>> CreateGrpcKmsV2Client(std::string_view endpoint,
+                                                                   absl::Duration timeout) {
+  KMSP_ASSIGN_OR_RETURN(std::string target, KmsEndpointToGrpcTarget(endpoint));
+  if (timeout <= absl::ZeroDuration()) return absl::InvalidArgumentError("KMS timeout must be > 0");
+  return std::unique_ptr<KmsV2Client>(new GrpcKmsV2Client(std::string(endpoint), target, timeout));
+}
+
+absl::StatusOr<std::unique_ptr<KmsV1Client>> CreateGrpcKmsV1Client(std::string_view endpoint,
+                                                                   absl::Duration timeout) {
+  KMSP_ASSIGN_OR_RETURN(std::string target, KmsEndpointToGrpcTarget(endpoint));
+  if (timeout <= absl::ZeroDuration()) return absl::InvalidArgumentError("KMS timeout must be > 0");
+  return std::unique_ptr<KmsV1Client>(new GrpcKmsV1Client(std::string(endpoint), target, timeout));
+}
+
+}  // namespace kmsplugin::reencrypt
