@@ -58,9 +58,18 @@ int RunServe(const ServeFlags& flags) {
   };
   absl::StatusOr<ListenAddress> listen = ParseListenAddress(flags.listen);
   if (!listen.ok()) return fail("bad --listen", listen.status());
-  absl::StatusOr<ListenAddress> admin =
-      ParseListenAddress(flags.admin_socket.empty() ? DefaultAdminAddress(*listen) : flags.admin_socket);
-  if (!admin.ok()) return fail("bad --admin-socket", admin.status());
+  std::string admin_address =
+      flags.admin_socket.empty() ? DefaultAdminAddress(*listen) : flags.admin_socket;
+  absl::StatusOr<ListenAddress> admin = absl::NotFoundError("admin API off");
+  if (admin_address.empty()) {
+    spdlog::warn(
+        "admin API off: --listen is an abstract socket, which has no permissions; pass "
+        "--admin-socket unix:///ABS/PATH to enable rotate and refresh");
+  } else {
+    admin = ParseListenAddress(admin_address);
+    if (!admin.ok()) return fail("bad --admin-socket", admin.status());
+    if (absl::Status s = ValidateAdminAddress(*admin); !s.ok()) return fail("bad --admin-socket", s);
+  }
 
   const Clock* clock = RealClock::Get();
   PluginMetrics metrics;
@@ -87,10 +96,14 @@ int RunServe(const ServeFlags& flags) {
   if (!server.ok()) return fail("cannot serve KMS v2", server.status());
 
   AdminGrpcService admin_service(envelope->get(), flags.kms_timeout);
-  ServerOptions admin_options;
-  admin_options.max_threads = 4;
-  auto admin_server = GrpcServer::Start(*admin, {&admin_service}, admin_options);
-  if (!admin_server.ok()) return fail("cannot serve the admin API", admin_server.status());
+  std::unique_ptr<GrpcServer> admin_server;
+  if (admin.ok()) {
+    ServerOptions admin_options;
+    admin_options.max_threads = 4;
+    auto started = GrpcServer::Start(*admin, {&admin_service}, admin_options);
+    if (!started.ok()) return fail("cannot serve the admin API", started.status());
+    admin_server = std::move(*started);
+  }
 
   std::unique_ptr<HealthServer> health;
   if (!flags.health_addr.empty()) {
@@ -100,7 +113,7 @@ int RunServe(const ServeFlags& flags) {
   }
   PluginStatus st = (*envelope)->Status();
   spdlog::info("serving KMS v2 on {} (admin {}{}{}); backend {}, key_id {}, healthz {}",
-               listen->display, admin->display, flags.health_addr.empty() ? "" : ", health http://",
+               listen->display, admin.ok() ? admin->display : "off", flags.health_addr.empty() ? "" : ", health http://",
                flags.health_addr, flags.backend.kms, st.key_id, st.healthz);
 
   int sig = 0;
@@ -108,8 +121,13 @@ int RunServe(const ServeFlags& flags) {
   spdlog::info("received signal {}; draining for up to {}", sig,
                absl::FormatDuration(flags.shutdown_grace));
   health.reset();
-  (*server)->Shutdown(flags.shutdown_grace);
-  (*admin_server)->Shutdown(absl::Seconds(1));
+  (*server)->SetNotServing();
+  if (!kms_service.WaitIdle(absl::Now() + flags.shutdown_grace)) {
+    spdlog::warn("calls still in flight after {}; cancelling them",
+                 absl::FormatDuration(flags.shutdown_grace));
+  }
+  (*server)->Shutdown(absl::ZeroDuration());
+  if (admin_server != nullptr) admin_server->Shutdown(absl::ZeroDuration());
   refresher.Stop();
   spdlog::info("stopped");
   return 0;

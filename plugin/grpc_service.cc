@@ -30,8 +30,15 @@ std::string SafeUid(const std::string& uid) {
   return out;
 }
 
+}  // namespace
+
 template <typename F>
-grpc::Status Handle(PluginMetrics* metrics, const char* method, const std::string& uid, F&& body) {
+grpc::Status KmsV2GrpcService::Handle(const char* method, const std::string& uid, F&& body) {
+  PluginMetrics* metrics = metrics_;
+  {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_;
+  }
   auto start = std::chrono::steady_clock::now();
   grpc::Status status;
   try {
@@ -50,10 +57,16 @@ grpc::Status Handle(PluginMetrics* metrics, const char* method, const std::strin
     spdlog::info("rpc {} uid={} {} {:.3f} ms: {}", method, SafeUid(uid), code, seconds * 1e3,
                  status.error_message());
   }
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
   return status;
 }
 
-}  // namespace
+bool KmsV2GrpcService::WaitIdle(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
+  return mu_.AwaitWithDeadline(absl::Condition(&idle), deadline);
+}
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -64,7 +77,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 grpc::Status KmsV2GrpcService::Status(grpc::ServerContext* context,
                                       const v2::StatusRequest* request,
                                       v2::StatusResponse* response) {
-  return Handle(metrics_, "Status", "", [&] {
+  return Handle("Status", "", [&] {
     PluginStatus s = envelope_->Status();
     response->set_version(s.version);
     response->set_healthz(s.healthz);
@@ -76,7 +89,7 @@ grpc::Status KmsV2GrpcService::Status(grpc::ServerContext* context,
 grpc::Status KmsV2GrpcService::Encrypt(grpc::ServerContext* context,
                                        const v2::EncryptRequest* request,
                                        v2::EncryptResponse* response) {
-  return Handle(metrics_, "Encrypt", request->uid(), [&] {
+  return Handle("Encrypt", request->uid(), [&] {
     absl::StatusOr<EncryptResult> r =
         envelope_->Encrypt(request->plaintext(), ContextFor(context, request->uid()));
     if (!r.ok()) return ToGrpcStatus(r.status());
@@ -93,7 +106,7 @@ grpc::Status KmsV2GrpcService::Encrypt(grpc::ServerContext* context,
 grpc::Status KmsV2GrpcService::Decrypt(grpc::ServerContext* context,
                                        const v2::DecryptRequest* request,
                                        v2::DecryptResponse* response) {
-  return Handle(metrics_, "Decrypt", request->uid(), [&] {
+  return Handle("Decrypt", request->uid(), [&] {
     if (static_cast<size_t>(request->annotations_size()) > 64) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "too many annotations (" + std::to_string(request->annotations_size()) +

@@ -21,7 +21,15 @@ class KmsV2GrpcService final : public v2::KeyManagementService::Service {
   KmsV2GrpcService(EnvelopeService* envelope, PluginMetrics* metrics)
       : envelope_(envelope), metrics_(metrics) {}
 
+  // Blocks until no call is in flight or `deadline` passes; returns true when idle. Used for the
+  // SIGTERM drain: gRPC's own Shutdown(deadline) also waits out idle client connections (the
+  // apiserver keeps one open), so the server waits for our calls, then shuts down at once.
+  bool WaitIdle(absl::Time deadline);
+
  private:
+  template <typename F>
+  grpc::Status Handle(const char* method, const std::string& uid, F&& body);
+
   grpc::Status Status(grpc::ServerContext* context, const v2::StatusRequest* request,
                       v2::StatusResponse* response) override;
   grpc::Status Encrypt(grpc::ServerContext* context, const v2::EncryptRequest* request,
@@ -31,6 +39,8 @@ class KmsV2GrpcService final : public v2::KeyManagementService::Service {
 
   EnvelopeService* const envelope_;
   PluginMetrics* const metrics_;
+  absl::Mutex mu_;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace kmsplugin

@@ -88,8 +88,18 @@ absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view address) {
 }
 
 std::string DefaultAdminAddress(const ListenAddress& listen) {
-  if (!listen.abstract_name.empty()) return "unix:///@" + listen.abstract_name + ".admin";
+  if (!listen.abstract_name.empty()) return "";
   return "unix://" + listen.path + ".admin";
+}
+
+absl::Status ValidateAdminAddress(const ListenAddress& admin) {
+  if (admin.path.empty()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "admin socket {} is abstract; it must be a socket file (unix:///ABS/PATH), whose mode 0600 "
+        "restricts who may rotate keys",
+        admin.display));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
@@ -126,6 +136,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
 }
 
 GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }
+
+void GrpcServer::SetNotServing() {
+  if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
+}
 
 void GrpcServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;

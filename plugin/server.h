@@ -33,8 +33,13 @@ struct ListenAddress {
 // INVALID_ARGUMENT for a relative path, another scheme or an empty name.
 absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view address);
 
-// The admin socket's default address for a given --listen: "<path>.admin" or "@<name>.admin".
+// The admin socket's default address for a given --listen: "unix://<path>.admin". Empty for an
+// abstract --listen: the admin API must be on a socket file, whose mode 0600 is its access control
+// (an abstract socket has no permissions), so it then needs an explicit --admin-socket.
 std::string DefaultAdminAddress(const ListenAddress& listen);
+
+// INVALID_ARGUMENT unless `admin` is a socket file (not an abstract socket).
+absl::Status ValidateAdminAddress(const ListenAddress& admin);
 
 struct ServerOptions {
   int max_threads = 16;
@@ -48,6 +53,9 @@ class GrpcServer {
       const ListenAddress& address, const std::vector<grpc::Service*>& services,
       const ServerOptions& options);
   ~GrpcServer();
+
+  // Reports NOT_SERVING on the grpc.health.v1 service (the start of a drain).
+  void SetNotServing();
 
   // Marks NOT_SERVING, stops accepting, waits for calls in flight up to `grace`, cancels the
   // rest, then removes the socket file. Idempotent.

@@ -32,7 +32,11 @@ TEST(ServerTest, ParseListenAddressRejectsRelativePathsAndOtherSchemes) {
 
 TEST(ServerTest, DefaultAdminAddressIsDerivedFromListen) {
   EXPECT_EQ(DefaultAdminAddress(*ParseListenAddress("unix:///a/kms.sock")), "unix:///a/kms.sock.admin");
-  EXPECT_EQ(DefaultAdminAddress(*ParseListenAddress("unix:///@k")), "unix:///@k.admin");
+  // An abstract socket has no permissions: no default admin socket for an abstract --listen.
+  EXPECT_EQ(DefaultAdminAddress(*ParseListenAddress("unix:///@k")), "");
+  EXPECT_THAT(ValidateAdminAddress(*ParseListenAddress("unix:///@k.admin")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_TRUE(ValidateAdminAddress(*ParseListenAddress("unix:///a/kms.sock.admin")).ok());
 }
 
 }  // namespace

@@ -74,8 +74,9 @@ struct PluginAddress {
   std::string admin_socket;  // Its admin socket.
 };
 
-// `admin_socket` empty: the default that `kms-plugin serve` derives from --listen ("<path>.admin"
-// or "@<name>.admin"). INVALID_ARGUMENT for an address ParseListenAddress() rejects.
+// `admin_socket` empty: the default that `kms-plugin serve` derives from --listen ("<path>.admin";
+// an abstract --listen has none). INVALID_ARGUMENT for an address ParseListenAddress() rejects,
+// an abstract admin socket, or an abstract socket without an admin socket.
 absl::StatusOr<PluginAddress> ResolvePluginAddress(std::string_view socket,
                                                    std::string_view admin_socket);
 

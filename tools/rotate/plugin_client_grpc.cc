@@ -132,7 +132,14 @@ absl::StatusOr<PluginAddress> ResolvePluginAddress(std::string_view socket,
   PluginAddress out;
   out.socket = std::string(socket);
   out.admin_socket = admin_socket.empty() ? DefaultAdminAddress(kms) : std::string(admin_socket);
-  KMSP_RETURN_IF_ERROR(ParseListenAddress(out.admin_socket).status());
+  if (out.admin_socket.empty()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "--socket {} is an abstract socket, which has no default admin socket; pass the plugin's "
+        "--admin-socket path with --admin-socket",
+        socket));
+  }
+  KMSP_ASSIGN_OR_RETURN(ListenAddress admin, ParseListenAddress(out.admin_socket));
+  KMSP_RETURN_IF_ERROR(ValidateAdminAddress(admin));
   return out;
 }
 

@@ -1,0 +1,155 @@
+// Shared fixture of the kms-plugin end-to-end tests: a fresh temp dir per test, plugins started
+// as real processes with the local KMS backend on sockets in that dir, debug logging captured to
+// a file, and a check at tear-down that no secret the test sent (seed / plaintext) or the keyring
+// material appears in any log.
+#ifndef KMSP_TESTS_INTEGRATION_PLUGIN_TEST_BASE_H_
+#define KMSP_TESTS_INTEGRATION_PLUGIN_TEST_BASE_H_
+
+#include <sys/stat.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/apiserver_validation.h"
+#include "tests/integration/itest_util.h"
+#include "tests/integration/kms_client.h"
+#include "tests/integration/plugin_process.h"
+#include "tests/matchers.h"
+
+// ASSERT that a StatusOr is OK and move its value into `lhs`.
+#define ITEST_ASSIGN_OR_FAIL(lhs, expr) \
+  ITEST_ASSIGN_OR_FAIL_IMPL_(ITEST_CONCAT_(itest_statusor_, __LINE__), lhs, expr)
+#define ITEST_CONCAT_INNER_(a, b) a##b
+#define ITEST_CONCAT_(a, b) ITEST_CONCAT_INNER_(a, b)
+#define ITEST_ASSIGN_OR_FAIL_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                               \
+  ASSERT_TRUE(tmp.ok()) << tmp.status();           \
+  lhs = std::move(tmp).value()
+
+namespace kmsplugin::testing {
+
+class PluginTestBase : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = TempDir::Create("kmsp-e2e");
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    dir_.emplace(std::move(*dir));
+    keyring_path_ = dir_->File("keyring.json");
+  }
+
+  // Fails the test if a log of this test reveals a recorded secret or the keyring material.
+  void TearDown() override {
+    if (!dir_.has_value()) return;
+    LeakScanner scanner = SecretsScanner();
+    if (scanner.size() == 0) return;
+    for (const std::string& log_path : log_paths_) {
+      auto log = ReadFile(log_path);
+      if (!log.ok()) continue;
+      std::vector<std::string> findings = scanner.Scan(*log);
+      EXPECT_THAT(findings, ::testing::IsEmpty()) << "secrets found in " << log_path;
+    }
+  }
+
+  // Options for a plugin listening on <dir>/<name>.sock with the test's keyring and debug logs in
+  // <dir>/<name>.log.
+  PluginOptions Options(const std::string& name = "kms") {
+    PluginOptions o;
+    o.listen = "unix://" + dir_->File(name + ".sock");
+    o.args = LocalKmsArgs(keyring_path_);
+    o.args.push_back("--log-level");
+    o.args.push_back("debug");
+    o.log_path = dir_->File(name + ".log");
+    o.working_dir = dir_->path();
+    return o;
+  }
+
+  // Starts a plugin and waits until it is healthy; records its log for the leak check.
+  absl::StatusOr<std::unique_ptr<PluginProcess>> Start(const PluginOptions& options) {
+    log_paths_.push_back(options.log_path);
+    return PluginProcess::Start(options);
+  }
+  absl::StatusOr<std::unique_ptr<PluginProcess>> StartNoWait(const PluginOptions& options) {
+    log_paths_.push_back(options.log_path);
+    return PluginProcess::StartNoWait(options);
+  }
+
+  // Remembers a secret the test sends, for the tear-down leak check.
+  void RecordSecret(const std::string& secret) {
+    if (secret.size() >= 8) secrets_.push_back(secret);
+  }
+
+  // A fresh random 32-byte seed (recorded).
+  std::string NewSeed() {
+    auto bytes = RandomSeedBytes();
+    RecordSecret(bytes);
+    return bytes;
+  }
+
+  // Scanner over the recorded secrets and every KEK version in the keyring file (if present).
+  LeakScanner SecretsScanner() const {
+    LeakScanner scanner;
+    for (size_t i = 0; i < secrets_.size(); ++i) {
+      scanner.Add(secrets_[i], "secret #" + std::to_string(i));
+    }
+    auto materials = KeyringMaterials(keyring_path_);
+    if (materials.ok()) {
+      for (size_t i = 0; i < materials->size(); ++i) {
+        scanner.Add((*materials)[i], "keyring material #" + std::to_string(i));
+      }
+    }
+    return scanner;
+  }
+
+  // The decoded KEK versions of a local keyring file: keys[].material, base64 of 32 bytes.
+  static absl::StatusOr<std::vector<std::string>> KeyringMaterials(const std::string& path);
+  // The material strings exactly as written in the file (base64 text).
+  static absl::StatusOr<std::vector<std::string>> KeyringMaterialTexts(const std::string& path);
+
+  static std::string RandomSeedBytes();
+
+  // Polls `done` (every 20 ms) until it returns true or `timeout` passes; returns its last value.
+  template <typename F>
+  static bool PollUntil(F done, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (true) {
+      if (done()) return true;
+      if (absl::Now() >= deadline) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+
+  // Mode bits (& 07777) of a path, or -1.
+  static int ModeOf(const std::string& path) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) return -1;
+    return static_cast<int>(st.st_mode & 07777);
+  }
+  static bool IsSocket(const std::string& path) {
+    struct stat st;
+    return lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+  }
+
+  // Names of the entries of the test dir, each with its mode (lstat & 07777) and whether it is a
+  // socket.
+  struct Entry {
+    int mode = 0;
+    bool socket = false;
+  };
+  std::map<std::string, Entry> DirEntries() const;
+
+  std::optional<TempDir> dir_;
+  std::string keyring_path_;
+  std::vector<std::string> log_paths_;
+  std::vector<std::string> secrets_;
+};
+
+}  // namespace kmsplugin::testing
+
+#endif  // KMSP_TESTS_INTEGRATION_PLUGIN_TEST_BASE_H_

@@ -1,0 +1,493 @@
+// Issue 4 acceptance, end to end: two real `kms-plugin serve` processes sharing one local keyring
+// (two control-plane nodes on one backend), polling the backend only once a minute, and
+// `kms-plugin rotate` run as a real process.
+//   - `rotate --kek` returns with both plugins on the same new key_id, long before any poll.
+//   - Through 3 rotations with rolling restarts in between, every ciphertext ever produced still
+//     decrypts through both plugins, new Encrypts carry the new key_id, and checkers calling
+//     Status and Encrypt concurrently never see them disagree.
+//   - A plugin that is down makes rotate fail with a clear message and change nothing.
+// Each test runs once per backend: the local keyring (a new keyring version) and, when the AWS
+// backend is built, AWS KMS through tests/aws/fake_aws_server.py (RotateKeyOnDemand: new key
+// material). PKCS#11 has no backend yet.
+#include <signal.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "crypto/random.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/integration/apiserver_validation.h"
+#include "tests/integration/kms_client.h"
+#include "tests/integration/plugin_process.h"
+#include "tests/matchers.h"
+#if KMSP_ROTATE_WITH_AWS
+#include "tests/aws/fake_aws_server.h"
+#endif
+
+namespace kmsplugin::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+#define ROT_ASSIGN_OR_FAIL(lhs, expr) \
+  ROT_ASSIGN_OR_FAIL_IMPL_(ROT_CONCAT_(rot_statusor_, __LINE__), lhs, expr)
+#define ROT_CONCAT_INNER_(a, b) a##b
+#define ROT_CONCAT_(a, b) ROT_CONCAT_INNER_(a, b)
+#define ROT_ASSIGN_OR_FAIL_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                             \
+  ASSERT_TRUE(tmp.ok()) << tmp.status();         \
+  lhs = std::move(tmp).value()
+
+struct RotateRun {
+  ExitInfo exit;
+  std::string out;  // stdout
+  std::string err;  // stderr
+  absl::Duration wall;
+  nlohmann::json json;  // The last stdout line, parsed (null if it is not JSON).
+};
+
+// Concurrent apiserver-like checkers: each loops Status, Encrypt, Status on one plugin and
+// records every ciphertext with its plaintext, and every (Status, Encrypt, Status) key_id triple.
+// Judged afterwards against the order in which the key_ids were created: Encrypt's key_id must lie
+// between the two Status key_ids (equal to both when no change fell between the calls), and the
+// Status key_ids one checker sees must never go back to an earlier key_id.
+class Checkers {
+ public:
+  struct Sample {
+    v2::EncryptResponse enc;
+    std::string plaintext;
+  };
+
+  explicit Checkers(std::vector<std::string> targets) {
+    sequences_.resize(targets.size());
+    for (size_t i = 0; i < targets.size(); ++i) {
+      threads_.emplace_back([this, i, t = targets[i]] { Loop(t, sequences_[i]); });
+    }
+  }
+  ~Checkers() { Stop(); }
+
+  // Blocks until the checkers completed `n` more checks (no sleeping).
+  void WaitForChecks(int64_t n) {
+    absl::MutexLock l(&mu_);
+    const int64_t target = checks_ + n;
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return checks_ >= target || stop_; };
+    mu_.Await(absl::Condition(&enough));
+  }
+  void Stop() {
+    {
+      absl::MutexLock l(&mu_);
+      stop_ = true;
+    }
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  // The rest is valid after Stop(). `order`: every key_id, oldest first.
+  struct Verdict {
+    int64_t disagreements = 0;  // Encrypt's key_id not between the Status key_ids around it.
+    int64_t regressions = 0;    // A checker's Status key_id went back.
+    int64_t unknown = 0;        // A key_id not in `order`.
+    std::vector<std::string> notes;
+  };
+  Verdict Judge(const std::vector<std::string>& order) const {
+    Verdict v;
+    auto index = [&](const std::string& id) -> int {
+      for (size_t i = 0; i < order.size(); ++i) {
+        if (order[i] == id) return static_cast<int>(i);
+      }
+      return -1;
+    };
+    for (const auto& [triple, count] : triples_) {
+      const int s1 = index(std::get<0>(triple)), e = index(std::get<1>(triple)),
+                s2 = index(std::get<2>(triple));
+      if (s1 < 0 || e < 0 || s2 < 0) {
+        v.unknown += count;
+      } else if (!(s1 <= e && e <= s2)) {
+        v.disagreements += count;
+      } else {
+        continue;
+      }
+      if (v.notes.size() < 10) {
+        v.notes.push_back("Status " + std::get<0>(triple) + ", Encrypt " + std::get<1>(triple) +
+                          ", Status " + std::get<2>(triple));
+      }
+    }
+    for (const auto& seq : sequences_) {
+      for (size_t i = 1; i < seq.size(); ++i) {
+        if (index(seq[i]) < index(seq[i - 1])) {
+          ++v.regressions;
+          v.notes.push_back("Status went from " + seq[i - 1] + " back to " + seq[i]);
+        }
+      }
+    }
+    return v;
+  }
+  int64_t checks() const { return checks_; }
+  int64_t errors() const { return errors_; }
+  int64_t invalid() const { return invalid_; }
+  const std::vector<Sample>& samples() const { return samples_; }
+  std::set<std::string> key_ids() const {
+    std::set<std::string> out;
+    for (const auto& [triple, count] : triples_) out.insert(std::get<1>(triple));
+    return out;
+  }
+
+ private:
+  // `sequence`: the distinct Status key_ids this checker saw, in order.
+  void Loop(const std::string& target, std::vector<std::string>& sequence) {
+    ApiserverKmsClient client(target, absl::Seconds(10));
+    auto note = [&sequence](const std::string& id) {
+      if (sequence.empty() || sequence.back() != id) sequence.push_back(id);
+    };
+    while (true) {
+      {
+        absl::MutexLock l(&mu_);
+        if (stop_) return;
+      }
+      std::string plaintext = *RandomBytes(32);
+      auto s1 = client.Status();
+      auto enc = client.Encrypt(plaintext);
+      auto s2 = client.Status();
+      absl::MutexLock l(&mu_);
+      if (!s1.ok() || !enc.ok() || !s2.ok()) {
+        // A plugin restarting: the apiserver retries too. Counted, not judged.
+        ++errors_;
+        continue;
+      }
+      note(s1->key_id());
+      note(s2->key_id());
+      ++triples_[{s1->key_id(), enc->key_id(), s2->key_id()}];
+      if (!ValidateEncryptResponse(*enc, enc->key_id()).ok()) ++invalid_;
+      samples_.push_back({*enc, plaintext});
+      ++checks_;
+    }
+  }
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t checks_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t errors_ = 0, invalid_ = 0;
+  std::map<std::tuple<std::string, std::string, std::string>, int64_t> triples_;
+  std::vector<std::vector<std::string>> sequences_;  // One per checker, written by its thread.
+  std::vector<Sample> samples_;
+  std::vector<std::thread> threads_;
+};
+
+enum class Backend { kLocal, kAws };
+
+void PrintTo(Backend b, std::ostream* os) { *os << (b == Backend::kLocal ? "local" : "aws"); }
+
+std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kLocal ? "Local" : "Aws";
+}
+
+class RotateIntegrationTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    auto dir = TempDir::Create("kmsp-rotate");
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    dir_ = std::make_unique<TempDir>(std::move(*dir));
+    keyring_ = dir_->File("keyring.json");
+    if (GetParam() == Backend::kAws) {
+#if KMSP_ROTATE_WITH_AWS
+      auto server = FakeAwsServer::Start();
+      ASSERT_TRUE(server.ok()) << server.status();
+      aws_ = std::move(*server);
+      auto key = aws_->Admin("/admin/keys", {{ "alias", "k8s" }});
+      ASSERT_TRUE(key.ok()) << key.status();
+#else
+      GTEST_SKIP() << "the AWS backend is not built";
+#endif
+    }
+  }
+
+  // The serve flags of the backend under test (every node shares it).
+  std::vector<std::string> BackendArgs() const {
+#if KMSP_ROTATE_WITH_AWS
+    if (GetParam() == Backend::kAws) {
+      return {"--kms",         "aws",          "--aws-key-id",   "alias/k8s",
+              "--aws-region",  aws_->region(), "--aws-endpoint", aws_->kms_endpoint(),
+              "--aws-ca-file", aws_->ca_file()};
+    }
+#endif
+    return LocalKmsArgs(keyring_);
+  }
+  std::vector<std::string> BackendEnv() const {
+    if (GetParam() != Backend::kAws) return {};
+#if KMSP_ROTATE_WITH_AWS
+    return {std::string("AWS_ACCESS_KEY_ID=") + FakeAwsServer::kAccessKey,
+            std::string("AWS_SECRET_ACCESS_KEY=") + FakeAwsServer::kSecretKey,
+            "AWS_EC2_METADATA_DISABLED=true", "HOME=/nonexistent"};
+#else
+    return {};
+#endif
+  }
+  // How many KEK rotations the backend has performed, by its own account.
+  int BackendRotations() {
+#if KMSP_ROTATE_WITH_AWS
+    if (GetParam() == Backend::kAws) {
+      auto log = aws_->Requests();
+      EXPECT_TRUE(log.ok()) << log.status();
+      int n = 0;
+      if (log.ok()) {
+        for (const auto& r : *log) n += r.value("op", "") == "RotateKeyOnDemand";
+      }
+      return n;
+    }
+#endif
+    auto text = ReadFile(keyring_);
+    EXPECT_TRUE(text.ok()) << text.status();
+    nlohmann::json j = nlohmann::json::parse(text.value_or(""), nullptr, false);
+    return j.is_object() ? static_cast<int>(j["keys"].size()) - 1 : -1;
+  }
+
+  std::string Listen(const std::string& node) const {
+    return "unix://" + dir_->File(node + ".sock");
+  }
+
+  // A plugin for `node`, on the shared keyring, polling the backend once a minute.
+  absl::StatusOr<std::unique_ptr<PluginProcess>> StartPlugin(const std::string& node) {
+    PluginOptions o;
+    o.listen = Listen(node);
+    o.args = BackendArgs();
+    o.args.insert(o.args.end(), {"--key-poll-interval", "1m"});
+    o.env = BackendEnv();
+    o.log_path = dir_->File(node + ".log");
+    return PluginProcess::Start(o);
+  }
+
+  // Runs `kms-plugin rotate ARGS` to completion (60 s at most).
+  RotateRun Rotate(std::vector<std::string> args) {
+    static int n = 0;
+    ++n;
+    ProcessOptions p;
+    p.binary = PluginBinary();
+    p.args = {"rotate"};
+    p.args.insert(p.args.end(), args.begin(), args.end());
+    p.stdout_path = dir_->File("rotate-" + std::to_string(n) + ".out");
+    p.stderr_path = dir_->File("rotate-" + std::to_string(n) + ".err");
+    RotateRun run;
+    const absl::Time start = absl::Now();
+    auto exit = Subprocess::Run(p, absl::Seconds(60));
+    run.wall = absl::Now() - start;
+    EXPECT_TRUE(exit.ok()) << exit.status();
+    if (exit.ok()) run.exit = *exit;
+    run.out = ReadFile(p.stdout_path).value_or("");
+    run.err = ReadFile(p.stderr_path).value_or("");
+    std::string last = run.out;
+    while (!last.empty() && last.back() == '\n') last.pop_back();
+    if (size_t nl = last.rfind('\n'); nl != std::string::npos) last = last.substr(nl + 1);
+    run.json = nlohmann::json::parse(last, nullptr, /*allow_exceptions=*/false);
+    return run;
+  }
+
+  static std::string KeyIdOf(PluginProcess& p) {
+    ApiserverKmsClient client(p.grpc_target());
+    auto st = client.Status();
+    return st.ok() ? st->key_id() : "error: " + st.status().ToString();
+  }
+
+  std::string Name() const { return GetParam() == Backend::kLocal ? "local" : "aws"; }
+
+  std::unique_ptr<TempDir> dir_;
+  std::string keyring_;
+#if KMSP_ROTATE_WITH_AWS
+  std::unique_ptr<FakeAwsServer> aws_;
+#endif
+};
+
+TEST_P(RotateIntegrationTest, RotateKekConvergesBothPluginsLongBeforeTheirOneMinutePoll) {
+  ROT_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
+  ROT_ASSIGN_OR_FAIL(auto b, StartPlugin("b"));
+  const std::string old_id = KeyIdOf(*a);
+  ASSERT_EQ(KeyIdOf(*b), old_id);
+
+  RotateRun run = Rotate({"--socket", Listen("a"), "--socket", Listen("b"), "--kek"});
+  ASSERT_TRUE(run.exit.exited && run.exit.code == 0)
+      << run.exit.ToString() << "\nstdout: " << run.out << "\nstderr: " << run.err;
+  ASSERT_TRUE(run.json.is_object()) << run.out;
+  const std::string new_id = run.json.value("new_key_id", "");
+  EXPECT_EQ(run.json.value("old_key_id", ""), old_id);
+  EXPECT_NE(new_id, old_id);
+  EXPECT_FALSE(new_id.empty());
+  EXPECT_EQ(BackendRotations(), 1);  // Once at the shared backend, not once per plugin.
+  ASSERT_EQ(run.json["plugins"].size(), 2u);
+  for (const auto& p : run.json["plugins"]) {
+    EXPECT_EQ(p.value("key_id", ""), new_id);
+    EXPECT_EQ(p.value("canary", ""), "ok");
+  }
+  // Both plugins say so themselves, to an apiserver-like client, and encrypt under it.
+  for (PluginProcess* p : {a.get(), b.get()}) {
+    ApiserverKmsClient client(p->grpc_target());
+    ROT_ASSIGN_OR_FAIL(v2::StatusResponse st, client.Status());
+    EXPECT_EQ(st.key_id(), new_id);
+    EXPECT_EQ(st.healthz(), "ok");
+    ROT_ASSIGN_OR_FAIL(v2::EncryptResponse enc, client.Encrypt(*RandomBytes(32)));
+    EXPECT_THAT(ValidateEncryptResponse(enc, new_id), IsOk());
+  }
+  EXPECT_THAT(run.err, HasSubstr("kms-plugin reencrypt"));
+  EXPECT_THAT(run.err, HasSubstr("no earlier than"));
+  // The figure for the report (the acceptance bound is 5 s; not asserted: no timing assertions).
+  std::cout << "[ figure ] " << Name() << ": rotate --kek: 2 plugins on " << new_id << " after "
+            << absl::FormatDuration(run.wall) << " wall (rotator's own elapsed_ms "
+            << run.json.value("elapsed_ms", -1) << "), poll interval 1m\n";
+  RecordProperty("rotate_wall_ms", std::to_string(absl::ToInt64Milliseconds(run.wall)));
+  EXPECT_THAT(a->Terminate(), IsOkAndHolds(::testing::Field(&ExitInfo::code, 0)));
+  EXPECT_THAT(b->Terminate(), IsOkAndHolds(::testing::Field(&ExitInfo::code, 0)));
+}
+
+TEST_P(RotateIntegrationTest, ThreeRotationsWithRestartsKeepEveryCiphertextReadableOnBothNodes) {
+  constexpr int kRotations = 3;
+  constexpr int kChecksBetweenSteps = 50;
+  ROT_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
+  ROT_ASSIGN_OR_FAIL(auto b, StartPlugin("b"));
+  std::vector<std::string> key_ids = {KeyIdOf(*a)};
+  ASSERT_EQ(KeyIdOf(*b), key_ids[0]);
+
+  struct Written {
+    v2::EncryptResponse enc;
+    std::string plaintext;
+    std::string node;
+  };
+  std::vector<Written> written;
+  auto write_through_both = [&](const std::string& expected_key_id) {
+    for (const std::string node : {"a", "b"}) {
+      ApiserverKmsClient client(ListenToGrpcTarget(Listen(node)));
+      std::string plaintext = *RandomBytes(32);
+      auto enc = client.Encrypt(plaintext);
+      ASSERT_TRUE(enc.ok()) << enc.status();
+      EXPECT_EQ(enc->key_id(), expected_key_id) << "node " << node;
+      written.push_back({*enc, plaintext, node});
+    }
+  };
+  ASSERT_NO_FATAL_FAILURE(write_through_both(key_ids[0]));
+
+  Checkers checkers({ListenToGrpcTarget(Listen("a")), ListenToGrpcTarget(Listen("b"))});
+  checkers.WaitForChecks(kChecksBetweenSteps);
+  for (int r = 1; r <= kRotations; ++r) {
+    RotateRun run = Rotate({"--socket", Listen("a"), "--socket", Listen("b"), "--kek"});
+    ASSERT_TRUE(run.exit.exited && run.exit.code == 0)
+        << "rotation " << r << ": " << run.exit.ToString() << "\n"
+        << run.out << run.err;
+    const std::string new_id = run.json.value("new_key_id", "");
+    EXPECT_EQ(run.json.value("old_key_id", ""), key_ids.back());
+    for (const std::string& old : key_ids) ASSERT_NE(new_id, old) << "key_id reused";
+    key_ids.push_back(new_id);
+    std::cout << "[ figure ] " << Name() << ": rotation " << r << ": converged in "
+              << absl::FormatDuration(run.wall) << " wall\n";
+    ASSERT_NO_FATAL_FAILURE(write_through_both(new_id));
+    checkers.WaitForChecks(kChecksBetweenSteps);
+
+    // Rolling restart, as a control plane upgrades node by node; the checkers keep calling.
+    for (auto* p : {&a, &b}) {
+      const std::string node = p == &a ? "a" : "b";
+      auto exit = (*p)->Terminate();
+      ASSERT_TRUE(exit.ok() && exit->exited && exit->code == 0)
+          << node << ": " << (exit.ok() ? exit->ToString() : exit.status().ToString());
+      p->reset();
+      ROT_ASSIGN_OR_FAIL(*p, StartPlugin(node));
+      EXPECT_EQ(KeyIdOf(**p), new_id) << node << " after its restart";
+      checkers.WaitForChecks(kChecksBetweenSteps);
+    }
+    ASSERT_NO_FATAL_FAILURE(write_through_both(new_id));
+  }
+  checkers.WaitForChecks(kChecksBetweenSteps);
+  checkers.Stop();
+
+  const Checkers::Verdict verdict = checkers.Judge(key_ids);
+  EXPECT_EQ(verdict.disagreements, 0) << ::testing::PrintToString(verdict.notes);
+  EXPECT_EQ(verdict.regressions, 0) << ::testing::PrintToString(verdict.notes);
+  EXPECT_EQ(verdict.unknown, 0) << ::testing::PrintToString(verdict.notes);
+  EXPECT_EQ(checkers.invalid(), 0);
+  // The checkers ran through every key_id.
+  EXPECT_EQ(checkers.key_ids(), std::set<std::string>(key_ids.begin(), key_ids.end()));
+
+  // Every ciphertext ever produced decrypts through both plugins (fresh connections).
+  size_t failures = 0, total = 0;
+  for (const std::string node : {"a", "b"}) {
+    ApiserverKmsClient client(ListenToGrpcTarget(Listen(node)));
+    auto check = [&](const v2::EncryptResponse& enc, const std::string& plaintext,
+                     const std::string& what) {
+      ++total;
+      auto dec = client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc));
+      if (!dec.ok() || dec->plaintext() != plaintext) {
+        if (++failures <= 5) {
+          ADD_FAILURE() << what << " (key_id " << enc.key_id() << ") through " << node << ": "
+                        << (dec.ok() ? std::string("wrong plaintext") : dec.status().ToString());
+        }
+      }
+    };
+    for (const Written& w : written) check(w.enc, w.plaintext, "written through " + w.node);
+    for (const auto& s : checkers.samples()) check(s.enc, s.plaintext, "checker sample");
+  }
+  EXPECT_EQ(failures, 0u) << "of " << total;
+  std::cout << "[ figure ] " << Name() << ": " << kRotations << " rotations, " << 2 * kRotations
+            << " restarts: " << checkers.checks() << " Status/Encrypt/Status checks ("
+            << checkers.errors() << " calls failed during restarts), " << total << " decrypts of "
+            << written.size() + checkers.samples().size() << " ciphertexts over " << key_ids.size()
+            << " key_ids, " << verdict.disagreements << " disagreements\n";
+}
+
+TEST_P(RotateIntegrationTest, DataKeyRotationKeepsTheKeyIdAndSaysThereIsNothingToReencrypt) {
+  ROT_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
+  ROT_ASSIGN_OR_FAIL(auto b, StartPlugin("b"));
+  const std::string id = KeyIdOf(*a);
+  RotateRun run = Rotate({"--socket", Listen("a"), "--socket", Listen("b")});
+  ASSERT_TRUE(run.exit.exited && run.exit.code == 0) << run.out << run.err;
+  EXPECT_EQ(run.json.value("old_key_id", ""), id);
+  EXPECT_EQ(run.json.value("new_key_id", ""), id);
+  EXPECT_EQ(run.json.value("kek_rotated", true), false);
+  EXPECT_THAT(run.err, HasSubstr("nothing to re-encrypt"));
+  EXPECT_EQ(KeyIdOf(*b), id);
+}
+
+TEST_P(RotateIntegrationTest, APluginThatIsDownMakesRotateFailClearlyAndChangeNothing) {
+  ROT_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
+  const std::string id = KeyIdOf(*a);
+  ASSERT_EQ(BackendRotations(), 0);
+  RotateRun run =
+      Rotate({"--socket", Listen("a"), "--socket", Listen("down"), "--kek", "--timeout", "5s"});
+  EXPECT_TRUE(run.exit.exited);
+  EXPECT_EQ(run.exit.code, 1);
+  EXPECT_THAT(run.err, HasSubstr(Listen("down")));
+  EXPECT_THAT(run.err, HasSubstr("nothing was rotated"));
+  EXPECT_EQ(run.json.value("ok", true), false);
+  EXPECT_EQ(KeyIdOf(*a), id);
+  EXPECT_EQ(BackendRotations(), 0);
+}
+
+TEST(RotateCommandTest, MismatchedAdminSocketFlagsAreAUsageError) {
+  auto dir = TempDir::Create("kmsp-rotate");
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  ProcessOptions p;
+  p.binary = PluginBinary();
+  p.args = {"rotate",
+            "--socket",
+            "unix://" + dir->File("a.sock"),
+            "--socket",
+            "unix://" + dir->File("b.sock"),
+            "--admin-socket",
+            "unix://" + dir->File("a.admin")};
+  p.stderr_path = dir->File("err");
+  auto exit = Subprocess::Run(p, absl::Seconds(30));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_TRUE(exit->exited);
+  EXPECT_EQ(exit->code, 2);
+  EXPECT_THAT(ReadFile(p.stderr_path).value_or(""), HasSubstr("one --admin-socket per --socket"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, RotateIntegrationTest,
+                         ::testing::Values(Backend::kLocal, Backend::kAws), BackendName);
+
+}  // namespace
+}  // namespace kmsplugin::testing
