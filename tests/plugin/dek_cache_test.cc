@@ -34,26 +34,26 @@ TEST(DekCacheTest, LeastRecentlyUsedEntryIsEvictedAtCapacity) {
     ++loads;
     return NewKey();
   };
-  cache.GetOrLoad("a", loader);
-  cache.GetOrLoad("b", loader);
-  cache.GetOrLoad("a", loader);  // a is now most recent.
-  cache.GetOrLoad("c", loader);  // evicts b.
+  ASSERT_TRUE(cache.GetOrLoad("a", loader).ok());
+  ASSERT_TRUE(cache.GetOrLoad("b", loader).ok());
+  ASSERT_TRUE(cache.GetOrLoad("a", loader).ok());  // a is now most recent.
+  ASSERT_TRUE(cache.GetOrLoad("c", loader).ok());  // evicts b.
   EXPECT_EQ(cache.size(), 2u);
   EXPECT_EQ(loads, 3);
-  cache.GetOrLoad("a", loader);
+  ASSERT_TRUE(cache.GetOrLoad("a", loader).ok());
   EXPECT_EQ(loads, 3);
-  cache.GetOrLoad("b", loader);
+  ASSERT_TRUE(cache.GetOrLoad("b", loader).ok());
   EXPECT_EQ(loads, 4);
 }
 
 TEST(DekCacheTest, EvictedKeyIsReleasedWhenTheCacheHeldTheLastReference) {
   DekCache cache(1);
   std::weak_ptr<const AesGcm> weak;
-  cache.GetOrLoad("a", [&]() -> absl::StatusOr<std::shared_ptr<const AesGcm>> {
-    auto k = NewKey();
-    weak = k;
-    return k;
-  });
+  ASSERT_TRUE(cache.GetOrLoad("a", [&]() -> absl::StatusOr<std::shared_ptr<const AesGcm>> {
+                     auto k = NewKey();
+                     weak = k;
+                     return k;
+                   }).ok());
   EXPECT_FALSE(weak.expired());
   cache.Put("b", NewKey());
   EXPECT_TRUE(weak.expired());  // Destroyed, so its SecretBytes were wiped.
