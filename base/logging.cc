@@ -7,7 +7,7 @@
 
 namespace kmsplugin {
 
-absl::Status InitLogging(std::string_view level, LogFormat format) {
+absl::Status InitLogging(std::string_view level) {
   spdlog::level::level_enum lvl = spdlog::level::from_str(std::string(level));
   if (lvl == spdlog::level::off && level != "off") {
     return absl::InvalidArgumentError(
@@ -15,12 +15,7 @@ absl::Status InitLogging(std::string_view level, LogFormat format) {
   }
   auto logger = std::make_shared<spdlog::logger>(
       "kms-plugin", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  if (format == LogFormat::kJson) {
-    logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%v"})",
-                        spdlog::pattern_time_type::utc);
-  } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %L %v", spdlog::pattern_time_type::utc);
-  }
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %L %v", spdlog::pattern_time_type::utc);
   logger->set_level(lvl);
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));

@@ -11,11 +11,10 @@
 
 namespace kmsplugin {
 
-enum class LogFormat { kText, kJson };
-
-// Configures the default spdlog logger to write to stderr at `level` ("trace", "debug", "info",
-// "warn", "error", "off") in `format`. Returns INVALID_ARGUMENT for an unknown level.
-absl::Status InitLogging(std::string_view level, LogFormat format);
+// Configures the default spdlog logger to write one line per record to stderr
+// ("<RFC 3339 UTC> <level letter> <message>") at `level` ("trace", "debug", "info", "warn",
+// "error", "off"). Returns INVALID_ARGUMENT for an unknown level.
+absl::Status InitLogging(std::string_view level);
 
 }  // namespace kmsplugin
 

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   setrlimit(RLIMIT_CORE, &no_core);
 
   // Logs go to stderr (stdout is for results); `serve --log-level` sets its own level.
-  (void)kmsplugin::InitLogging("info", kmsplugin::LogFormat::kText);
+  (void)kmsplugin::InitLogging("info");
 
   CLI::App app{"kms-plugin: a Kubernetes KMS v2 plugin with a local key hierarchy, and its tools"};
   app.require_subcommand(1);

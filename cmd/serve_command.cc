@@ -48,7 +48,7 @@ int RunServe(const ServeFlags& flags) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  if (absl::Status s = InitLogging(flags.log_level, LogFormat::kText); !s.ok()) {
+  if (absl::Status s = InitLogging(flags.log_level); !s.ok()) {
     fprintf(stderr, "kms-plugin serve: %s\n", std::string(s.message()).c_str());
     return 2;
   }
