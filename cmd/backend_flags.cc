@@ -1,17 +1,30 @@
 #include "cmd/backend_flags.h"
 
 #include "fmt/format.h"
+#include "kms/aws/aws_kms.h"
 #include "kms/local/local_kms.h"
 
 namespace kmsplugin {
 
 void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
-  cmd->add_option("--kms", flags->kms, "KMS backend holding the KEK: local")
+  cmd->add_option("--kms", flags->kms, "KMS backend holding the KEK: local or aws")
       ->capture_default_str()
-      ->check(CLI::IsMember({"local"}));
+      ->check(CLI::IsMember({"local", "aws"}));
   cmd->add_option("--local-keyring", flags->local_keyring,
                   "--kms local: keyring file (created with mode 0600 when absent; development only)")
       ->capture_default_str();
+  cmd->add_option("--aws-key-id", flags->aws_key_id,
+                  "--kms aws: the KMS key: key ARN, key id, alias/NAME or alias ARN");
+  cmd->add_option("--aws-region", flags->aws_region, "--kms aws: AWS region, e.g. us-east-1");
+  cmd->add_option("--aws-endpoint", flags->aws_endpoint,
+                  "--kms aws: KMS endpoint URL (default: https://kms[-fips].REGION.amazonaws.com)");
+  cmd->add_option("--aws-ca-file", flags->aws_ca_file,
+                  "--kms aws: PEM CA bundle to verify the endpoint with (default: the system's)");
+  cmd->add_flag("--aws-fips", flags->aws_fips, "--kms aws: use the FIPS endpoints");
+  cmd->add_option("--aws-encryption-context", flags->aws_encryption_context,
+                  "--kms aws: extra encryption context entries k=v,k2=v2 (the entry "
+                  "kms-plugin=kubernetes-kms-v2 is always added); changing them later makes "
+                  "earlier wrapped keys undecryptable");
 }
 
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const BackendFlags& flags,
@@ -20,6 +33,20 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const Backen
     LocalKmsOptions options;
     options.keyring_path = flags.local_keyring;
     auto kms = LocalKms::Create(options, clock);
+    if (!kms.ok()) return kms.status();
+    return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
+  }
+  if (flags.kms == "aws") {
+    aws::AwsKmsOptions options;
+    options.key_id = flags.aws_key_id;
+    options.region = flags.aws_region;
+    options.endpoint = flags.aws_endpoint;
+    options.ca_file = flags.aws_ca_file;
+    options.fips = flags.aws_fips;
+    auto context = aws::ParseEncryptionContext(flags.aws_encryption_context);
+    if (!context.ok()) return context.status();
+    options.encryption_context = std::move(*context);
+    auto kms = aws::AwsKms::Create(std::move(options), clock);
     if (!kms.ok()) return kms.status();
     return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
   }

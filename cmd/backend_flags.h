@@ -17,6 +17,13 @@ struct BackendFlags {
   std::string kms = "local";
   // --kms local
   std::string local_keyring = "/var/lib/kms-plugin/keyring.json";
+  // --kms aws
+  std::string aws_key_id;  // Key ARN, key id, alias/NAME or alias ARN.
+  std::string aws_region;
+  std::string aws_endpoint;  // Default: from the region (FIPS with --aws-fips).
+  std::string aws_ca_file;
+  bool aws_fips = false;
+  std::string aws_encryption_context;  // "k=v,k2=v2"
 };
 
 // Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.

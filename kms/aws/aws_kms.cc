@@ -1,0 +1,356 @@
+#include "kms/aws/aws_kms.h"
+
+#include <cctype>
+#include <fstream>
+#include <set>
+
+#include "base/status.h"
+#include "crypto/encoding.h"
+#include "fmt/format.h"
+#include "kms/aws/credentials_provider.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace kmsplugin::aws {
+namespace {
+
+constexpr std::string_view kKekIdPrefix = "aws:";
+
+bool ValidRegion(std::string_view region) {
+  // e.g. us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-4.
+  if (region.size() < 4 || region.size() > 32) return false;
+  if (!std::isdigit(static_cast<unsigned char>(region.back()))) return false;
+  for (char c : region) {
+    if (!(std::islower(static_cast<unsigned char>(c)) ||
+          std::isdigit(static_cast<unsigned char>(c)) || c == '-')) {
+      return false;
+    }
+  }
+  return region.find('-') != std::string_view::npos;
+}
+
+absl::StatusOr<nlohmann::json> ParseJson(const SecretBytes& body, std::string_view what) {
+  nlohmann::json doc = nlohmann::json::parse(body.Reveal(), nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) {
+    return absl::UnavailableError(fmt::format("AWS KMS {}: the answer is not a JSON object", what));
+  }
+  return doc;
+}
+
+std::string StringField(const nlohmann::json& doc, const char* key) {
+  auto it = doc.find(key);
+  if (it == doc.end() || !it->is_string()) return "";
+  return it->get<std::string>();
+}
+
+// Wipes every string value of a JSON object (responses that held plaintext).
+void WipeJson(nlohmann::json& doc) {
+  if (!doc.is_object()) return;
+  for (auto& [k, v] : doc.items()) {
+    if (v.is_string()) WipeString(v.get_ref<std::string&>());
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseEncryptionContext(
+    std::string_view text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::set<std::string> seen;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string_view::npos) comma = text.size();
+    std::string_view entry = text.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (entry.empty()) continue;
+    const size_t eq = entry.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          fmt::format("encryption context entry '{}' is not key=value", entry));
+    }
+    std::string key(entry.substr(0, eq));
+    if (key == kPluginContextKey) {
+      return absl::InvalidArgumentError(
+          fmt::format("encryption context key '{}' is reserved for the plugin", key));
+    }
+    if (!seen.insert(key).second) {
+      return absl::InvalidArgumentError(
+          fmt::format("encryption context key '{}' is given twice", key));
+    }
+    out.emplace_back(std::move(key), std::string(entry.substr(eq + 1)));
+  }
+  return out;
+}
+
+std::string DefaultKmsEndpoint(std::string_view region, bool fips) {
+  const bool china = region.rfind("cn-", 0) == 0;
+  return fmt::format("https://{}.{}.{}", fips ? "kms-fips" : "kms", region,
+                     china ? "amazonaws.com.cn" : "amazonaws.com");
+}
+
+std::string AwsKms::MakeKekId(std::string_view key_arn, std::string_view key_material_id) {
+  std::string id = fmt::format("{}{}", kKekIdPrefix, key_arn);
+  if (!key_material_id.empty()) id += fmt::format("/{}", key_material_id);
+  return id;
+}
+
+absl::StatusOr<std::unique_ptr<AwsKms>> AwsKms::Create(AwsKmsOptions options, const Clock* clock) {
+  if (options.key_id.empty() || options.key_id.size() > 2048) {
+    return absl::InvalidArgumentError("--aws-key-id is required (key ARN, key id or alias)");
+  }
+  if (!ValidRegion(options.region)) {
+    return absl::InvalidArgumentError(
+        fmt::format("--aws-region '{}' is not an AWS region name", options.region));
+  }
+  std::set<std::string> keys;
+  for (const auto& [k, v] : options.encryption_context) {
+    if (k.empty() || k == kPluginContextKey || !keys.insert(k).second) {
+      return absl::InvalidArgumentError(
+          fmt::format("encryption context key '{}' is empty, reserved or repeated", k));
+    }
+  }
+  // Everything that goes into a JSON request must be valid UTF-8 (nlohmann's dump() throws
+  // otherwise); check once here so that no request can fail that way later.
+  try {
+    nlohmann::json probe = nlohmann::json::object();
+    probe["KeyId"] = options.key_id;
+    for (const auto& [k, v] : options.encryption_context) probe["EncryptionContext"][k] = v;
+    (void)probe.dump();
+  } catch (const nlohmann::json::exception&) {
+    return absl::InvalidArgumentError("--aws-key-id or the encryption context is not valid UTF-8");
+  }
+  if (options.endpoint.empty()) options.endpoint = DefaultKmsEndpoint(options.region, options.fips);
+  if (!options.env) options.env = ProcessEnv();
+
+  std::unique_ptr<HttpClient> http = std::move(options.http);
+  if (http == nullptr) {
+    HttpClientOptions http_options;
+    http_options.ca_file = options.ca_file;
+    http_options.connect_timeout = options.connect_timeout;
+    http_options.default_timeout = options.default_call_timeout;
+    http_options.max_idle_handles = std::max<size_t>(options.max_concurrent_calls, 2);
+    KMSP_ASSIGN_OR_RETURN(http, CurlHttpClient::Create(std::move(http_options)));
+  }
+  std::unique_ptr<CredentialsProvider> credentials = std::move(options.credentials);
+  if (credentials == nullptr) {
+    credentials = MakeDefaultCredentialsChain(options.env, http.get(), clock,
+                                              DefaultChainOptions{options.region, options.fips});
+  }
+  auto kms = std::unique_ptr<AwsKms>(
+      new AwsKms(std::move(options), std::move(http), std::move(credentials)));
+  KmsApiOptions api_options;
+  api_options.endpoint = kms->options_.endpoint;
+  api_options.region = kms->options_.region;
+  api_options.retry = kms->options_.retry;
+  api_options.max_concurrent_calls = kms->options_.max_concurrent_calls;
+  api_options.default_call_timeout = kms->options_.default_call_timeout;
+  KMSP_ASSIGN_OR_RETURN(kms->api_, KmsApi::Create(std::move(api_options), kms->http_.get(),
+                                                  kms->credentials_.get(), clock));
+  return kms;
+}
+
+namespace {
+std::string ContextJson(const std::vector<std::pair<std::string, std::string>>& entries) {
+  nlohmann::json ctx = nlohmann::json::object();
+  ctx[std::string(kPluginContextKey)] = std::string(kPluginContextValue);
+  for (const auto& [k, v] : entries) ctx[k] = v;
+  return ctx.dump();
+}
+}  // namespace
+
+AwsKms::AwsKms(AwsKmsOptions options, std::unique_ptr<HttpClient> http,
+               std::unique_ptr<CredentialsProvider> credentials)
+    : options_(std::move(options)),
+      context_json_(ContextJson(options_.encryption_context)),
+      http_(std::move(http)),
+      credentials_(std::move(credentials)) {}
+
+AwsKms::~AwsKms() = default;
+
+absl::StatusOr<std::string> AwsKms::OwnedKeyArn(std::string_view kek_id) const {
+  auto refuse = [&kek_id](std::string_view why) {
+    return absl::FailedPreconditionError(
+        fmt::format("kek_id '{}' is not one of this AWS KMS backend ({})", kek_id, why));
+  };
+  if (kek_id.substr(0, kKekIdPrefix.size()) != kKekIdPrefix) return refuse("no aws: prefix");
+  std::string_view rest = kek_id.substr(kKekIdPrefix.size());
+  for (char c : rest) {
+    if (c < 0x21 || c > 0x7e) return refuse("not printable ASCII");  // ARNs and material ids are.
+  }
+  // arn:<partition>:kms:<region>:<account>:key/<key id>[/<material>]
+  std::vector<std::string_view> parts;
+  size_t pos = 0;
+  for (int i = 0; i < 5; ++i) {
+    const size_t colon = rest.find(':', pos);
+    if (colon == std::string_view::npos) return refuse("not a key ARN");
+    parts.push_back(rest.substr(pos, colon - pos));
+    pos = colon + 1;
+  }
+  std::string_view resource = rest.substr(pos);
+  if (parts[0] != "arn" || parts[2] != "kms" || resource.rfind("key/", 0) != 0) {
+    return refuse("not a KMS key ARN");
+  }
+  if (parts[3] != options_.region) return refuse(fmt::format("region is not {}", options_.region));
+  const size_t slash = resource.find('/', 4);
+  const std::string_view key_part = resource.substr(0, slash);
+  if (key_part.size() <= 4) return refuse("no key id");
+  return std::string(rest.substr(0, pos + key_part.size()));
+}
+
+absl::StatusOr<SecretBytes> AwsKms::Decrypt(std::string_view key_id, std::string_view blob,
+                                            const CallContext& ctx, std::string* key_material_id) {
+  nlohmann::json req = nlohmann::json::object();
+  req["KeyId"] = std::string(key_id);
+  req["CiphertextBlob"] = Base64Encode(blob);
+  req["EncryptionContext"] = nlohmann::json::parse(context_json_);
+  std::string text = req.dump();
+  KMSP_ASSIGN_OR_RETURN(SecretBytes body, api_->Call("Decrypt", SecretBytes::TakeFrom(text), ctx));
+  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseJson(body, "Decrypt"));
+  auto it = doc.find("Plaintext");
+  if (it == doc.end() || !it->is_string()) {
+    WipeJson(doc);
+    return absl::UnavailableError("AWS KMS Decrypt: the answer has no Plaintext");
+  }
+  absl::StatusOr<SecretBytes> plaintext = Base64DecodeSecret(it->get_ref<const std::string&>());
+  if (key_material_id != nullptr) *key_material_id = StringField(doc, "KeyMaterialId");
+  WipeJson(doc);
+  if (!plaintext.ok()) return absl::UnavailableError("AWS KMS Decrypt: Plaintext is not base64");
+  return plaintext;
+}
+
+absl::StatusOr<WrappedKey> AwsKms::Wrap(const SecretBytes& key, const CallContext& ctx) {
+  // The body is assembled around the base64 plaintext so that no JSON library copy holds it.
+  nlohmann::json req = nlohmann::json::object();
+  req["KeyId"] = options_.key_id;
+  req["EncryptionContext"] = nlohmann::json::parse(context_json_);
+  std::string prefix = req.dump();
+  prefix.pop_back();  // The closing '}'.
+  std::string b64 = Base64Encode(key.Reveal());
+  std::string text;
+  text.reserve(prefix.size() + b64.size() + 20);  // No reallocation leaves a stray copy.
+  text.append(prefix).append(",\"Plaintext\":\"").append(b64).append("\"}");
+  WipeString(b64);
+  KMSP_ASSIGN_OR_RETURN(SecretBytes body, api_->Call("Encrypt", SecretBytes::TakeFrom(text), ctx));
+  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseJson(body, "Encrypt"));
+  const std::string key_arn = StringField(doc, "KeyId");
+  absl::StatusOr<std::string> blob = Base64Decode(StringField(doc, "CiphertextBlob"));
+  if (key_arn.empty() || !blob.ok() || blob->empty()) {
+    return absl::UnavailableError("AWS KMS Encrypt: the answer has no KeyId or CiphertextBlob");
+  }
+
+  // Check that the blob opens (kms:Decrypt is allowed, the context matches) before the plugin
+  // relies on it, and learn which key material wrapped it (Encrypt does not say).
+  std::string material;
+  absl::StatusOr<SecretBytes> roundtrip = Decrypt(key_arn, *blob, ctx, &material);
+  if (!roundtrip.ok()) {
+    return Annotate(roundtrip.status(), "AWS KMS Decrypt of a freshly wrapped key");
+  }
+  if (!roundtrip->ConstantTimeEquals(key)) {
+    return absl::InternalError("AWS KMS Decrypt of a freshly wrapped key gave other bytes");
+  }
+  if (material.empty()) {
+    // No KeyMaterialId from Decrypt: use what DescribeKey says is current.
+    std::string known_arn;
+    {
+      absl::MutexLock lock(&mu_);
+      known_arn = key_arn_;
+      material = current_material_;
+    }
+    if (known_arn != key_arn) {
+      KMSP_RETURN_IF_ERROR(Describe(ctx).status());
+      absl::MutexLock lock(&mu_);
+      material = key_arn_ == key_arn ? current_material_ : "";
+    }
+  } else {
+    absl::MutexLock lock(&mu_);
+    if (key_arn_ == key_arn && current_material_ != material) {
+      // Encrypt always uses the current material: a rotation happened since the last probe.
+      current_material_ = material;
+    }
+  }
+  WrappedKey wrapped;
+  wrapped.kek_id = MakeKekId(key_arn, material);
+  if (wrapped.kek_id.size() > kMaxKekIdSize) {
+    return absl::InternalError(
+        fmt::format("kek_id for {} is longer than {} bytes", key_arn, kMaxKekIdSize));
+  }
+  wrapped.blob = std::move(*blob);
+  return wrapped;
+}
+
+absl::StatusOr<SecretBytes> AwsKms::Unwrap(const WrappedKey& wrapped, const CallContext& ctx) {
+  KMSP_ASSIGN_OR_RETURN(std::string key_arn, OwnedKeyArn(wrapped.kek_id));
+  if (wrapped.blob.empty()) {
+    return absl::InvalidArgumentError(
+        fmt::format("AWS KMS Decrypt for kek_id {}: empty blob", wrapped.kek_id));
+  }
+  std::string material;
+  absl::StatusOr<SecretBytes> key = Decrypt(key_arn, wrapped.blob, ctx, &material);
+  if (!key.ok()) return Annotate(key.status(), fmt::format("kek_id {}", wrapped.kek_id));
+  if (!material.empty() && wrapped.kek_id != MakeKekId(key_arn, material)) {
+    spdlog::warn("AWS KMS Decrypt for kek_id {} reported key material {}", wrapped.kek_id,
+                 material);
+  }
+  return key;
+}
+
+absl::StatusOr<KeyStatus> AwsKms::Describe(const CallContext& ctx) {
+  nlohmann::json req = nlohmann::json::object();
+  req["KeyId"] = options_.key_id;
+  std::string text = req.dump();
+  KMSP_ASSIGN_OR_RETURN(SecretBytes body,
+                        api_->Call("DescribeKey", SecretBytes::TakeFrom(text), ctx));
+  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseJson(body, "DescribeKey"));
+  auto meta_it = doc.find("KeyMetadata");
+  if (meta_it == doc.end() || !meta_it->is_object()) {
+    return absl::UnavailableError("AWS KMS DescribeKey: the answer has no KeyMetadata");
+  }
+  const nlohmann::json& meta = *meta_it;
+  const std::string arn = StringField(meta, "Arn");
+  const std::string state = StringField(meta, "KeyState");
+  const std::string usage = StringField(meta, "KeyUsage");
+  std::string spec = StringField(meta, "KeySpec");
+  if (spec.empty()) spec = StringField(meta, "CustomerMasterKeySpec");
+  const std::string material = StringField(meta, "CurrentKeyMaterialId");
+  if (arn.empty()) return absl::UnavailableError("AWS KMS DescribeKey: the answer has no Arn");
+  if (state != "Enabled") {
+    return absl::FailedPreconditionError(
+        fmt::format("AWS KMS key {} is {}, not Enabled", arn, state.empty() ? "?" : state));
+  }
+  if (!usage.empty() && usage != "ENCRYPT_DECRYPT") {
+    return absl::FailedPreconditionError(
+        fmt::format("AWS KMS key {} has KeyUsage {}, not ENCRYPT_DECRYPT", arn, usage));
+  }
+  if (!spec.empty() && spec != "SYMMETRIC_DEFAULT") {
+    return absl::FailedPreconditionError(
+        fmt::format("AWS KMS key {} has KeySpec {}, not SYMMETRIC_DEFAULT", arn, spec));
+  }
+  KeyStatus status;
+  status.kek_id = MakeKekId(arn, material);
+  if (status.kek_id.size() > kMaxKekIdSize) {
+    return absl::InternalError(
+        fmt::format("kek_id for {} is longer than {} bytes", arn, kMaxKekIdSize));
+  }
+  status.description =
+      fmt::format("AWS KMS key {} ({}), {}{}", arn, state, options_.endpoint,
+                  material.empty() ? "" : fmt::format(", key material {}", material));
+  absl::MutexLock lock(&mu_);
+  key_arn_ = arn;
+  current_material_ = material;
+  return status;
+}
+
+absl::StatusOr<KeyStatus> AwsKms::Probe(const CallContext& ctx) { return Describe(ctx); }
+
+absl::Status AwsKms::RotateKek(const CallContext& ctx) {
+  nlohmann::json req = nlohmann::json::object();
+  req["KeyId"] = options_.key_id;
+  std::string text = req.dump();
+  KMSP_ASSIGN_OR_RETURN(SecretBytes body,
+                        api_->Call("RotateKeyOnDemand", SecretBytes::TakeFrom(text), ctx));
+  spdlog::info("AWS KMS RotateKeyOnDemand accepted for {}", options_.key_id);
+  return absl::OkStatus();
+}
+
+}  // namespace kmsplugin::aws

@@ -1,0 +1,120 @@
+// AwsKms: the AWS KMS backend of KeyEncryptionService. Wrap = Encrypt (then one Decrypt to check
+// the blob opens and to learn the key material), Unwrap = Decrypt, Probe = DescribeKey,
+// RotateKek = RotateKeyOnDemand. Facts: remote-kms-apis.md §1–3.
+//
+// kek_id scheme (becomes the KMS v2 key_id; copy of this paragraph in the README):
+//
+//     aws:<key ARN>[/<KeyMaterialId>]
+//
+//   e.g. aws:arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab/
+//        6f0c…(64 hex)
+//   - <key ARN> is the resolved key ARN that AWS returns (an alias or bare key id given with
+//     --aws-key-id is resolved by AWS; re-pointing an alias therefore changes the kek_id).
+//   - /<KeyMaterialId> is present whenever AWS reports key material ids (symmetric AWS_KMS and
+//     EXTERNAL keys): DescribeKey's CurrentKeyMaterialId for Probe, and the KeyMaterialId that
+//     Decrypt reports for a freshly encrypted blob for Wrap. So an automatic or on-demand rotation
+//     of the CMK yields a new kek_id, and Wrap and Probe agree for the same material.
+//   - Deterministic across processes (it is what AWS reports), public (ARN and material ids are
+//     not secrets), at most 1024 bytes (checked; an ARN is under 150 bytes).
+//
+// Encryption context: every Encrypt and Decrypt carries {"kms-plugin": "kubernetes-kms-v2"} plus
+// the user's --aws-encryption-context entries, so CloudTrail shows who unwrapped what. It must stay
+// the same for the life of the wrapped keys: changing the user entries makes AWS refuse to decrypt
+// keys wrapped before the change (InvalidCiphertextException).
+//
+// The blob is the CiphertextBlob exactly as AWS returned it (so `aws kms decrypt` can open it).
+// Unwrap accepts any kek_id naming a key ARN in this backend's partition and region (so blobs
+// wrapped under a key an alias pointed to before still open, if IAM allows), and sends that ARN as
+// KeyId; any other kek_id is FAILED_PRECONDITION.
+//
+// Error codes: those of KmsApi (kms_api.h); Probe also returns FAILED_PRECONDITION when the key is
+// not Enabled, not ENCRYPT_DECRYPT or not SYMMETRIC_DEFAULT. Thread-safe.
+#ifndef KMSP_KMS_AWS_AWS_KMS_H_
+#define KMSP_KMS_AWS_AWS_KMS_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "base/clock.h"
+#include "kms/aws/credentials.h"
+#include "kms/aws/kms_api.h"
+#include "kms/http_client.h"
+#include "kms/key_encryption_service.h"
+
+namespace kmsplugin::aws {
+
+inline constexpr std::string_view kPluginContextKey = "kms-plugin";
+inline constexpr std::string_view kPluginContextValue = "kubernetes-kms-v2";
+
+struct AwsKmsOptions {
+  std::string key_id;    // Key ARN, key id, alias/NAME or alias ARN.
+  std::string region;    // Required, e.g. "us-east-1".
+  std::string endpoint;  // Empty: https://kms[-fips].<region>.amazonaws.com (…com.cn in China).
+  std::string ca_file;   // PEM CA bundle for the endpoint (and STS); empty: the system bundle.
+  bool fips = false;
+  // The user's encryption-context entries (kPluginContextKey is reserved and always added).
+  std::vector<std::pair<std::string, std::string>> encryption_context;
+  RetryPolicy retry;
+  size_t max_concurrent_calls = 16;
+  absl::Duration connect_timeout = absl::Seconds(3);
+  absl::Duration default_call_timeout = absl::Seconds(10);  // For calls without a deadline.
+  // The environment the default credential chain reads; empty = the process environment.
+  EnvLookup env;
+  // Overrides the default credential chain (tests); owned.
+  std::unique_ptr<CredentialsProvider> credentials;
+  // Overrides the curl client (tests); owned.
+  std::unique_ptr<HttpClient> http;
+};
+
+// Parses "k=v,k2=v2" (the --aws-encryption-context flag). INVALID_ARGUMENT for an entry without
+// '=', an empty key, a repeated key, or the reserved key kPluginContextKey.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ParseEncryptionContext(
+    std::string_view text);
+
+// The default endpoint for a region ("https://kms.us-east-1.amazonaws.com").
+std::string DefaultKmsEndpoint(std::string_view region, bool fips);
+
+class AwsKms final : public KeyEncryptionService {
+ public:
+  // INVALID_ARGUMENT for a missing key id, a malformed region or endpoint, a bad encryption
+  // context or an unreadable CA file. Makes no remote call. `clock` must outlive the backend.
+  static absl::StatusOr<std::unique_ptr<AwsKms>> Create(AwsKmsOptions options, const Clock* clock);
+  ~AwsKms() override;
+
+  std::string_view Name() const override { return "aws"; }
+  absl::StatusOr<WrappedKey> Wrap(const SecretBytes& key, const CallContext& ctx) override;
+  absl::StatusOr<SecretBytes> Unwrap(const WrappedKey& wrapped, const CallContext& ctx) override;
+  absl::StatusOr<KeyStatus> Probe(const CallContext& ctx) override;
+  absl::Status RotateKek(const CallContext& ctx) override;
+
+  // Builds a kek_id from a key ARN and an optional key material id.
+  static std::string MakeKekId(std::string_view key_arn, std::string_view key_material_id);
+
+ private:
+  AwsKms(AwsKmsOptions options, std::unique_ptr<HttpClient> http,
+         std::unique_ptr<CredentialsProvider> credentials);
+
+  // The key ARN a kek_id names, if it is one this backend owns.
+  absl::StatusOr<std::string> OwnedKeyArn(std::string_view kek_id) const;
+  absl::StatusOr<SecretBytes> Decrypt(std::string_view key_id, std::string_view blob,
+                                      const CallContext& ctx, std::string* key_material_id);
+  absl::StatusOr<KeyStatus> Describe(const CallContext& ctx);
+
+  const AwsKmsOptions options_;
+  const std::string context_json_;  // The EncryptionContext object, serialised once.
+  std::unique_ptr<HttpClient> http_;
+  std::unique_ptr<CredentialsProvider> credentials_;
+  std::unique_ptr<KmsApi> api_;
+
+  absl::Mutex mu_;
+  std::string key_arn_ ABSL_GUARDED_BY(mu_);           // Resolved by DescribeKey / Encrypt.
+  std::string current_material_ ABSL_GUARDED_BY(mu_);  // Last CurrentKeyMaterialId seen.
+};
+
+}  // namespace kmsplugin::aws
+
+#endif  // KMSP_KMS_AWS_AWS_KMS_H_

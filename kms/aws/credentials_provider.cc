@@ -1,0 +1,269 @@
+#include "kms/aws/credentials_provider.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "base/status.h"
+#include "fmt/format.h"
+#include "kms/aws/remote_credentials_provider.h"
+#include "spdlog/spdlog.h"
+
+namespace kmsplugin::aws {
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+std::optional<std::string> NonEmpty(const EnvLookup& env, std::string_view name) {
+  std::optional<std::string> v = env(name);
+  if (v && v->empty()) return std::nullopt;
+  return v;
+}
+
+// Reads a whole file; NOT_FOUND when it does not exist or cannot be opened.
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(fmt::format("cannot open {}", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+absl::StatusOr<AwsCredentials> EnvCredentialsProvider::Fetch(const CallContext& ctx) {
+  std::optional<std::string> akid = NonEmpty(env_, "AWS_ACCESS_KEY_ID");
+  std::optional<std::string> secret = NonEmpty(env_, "AWS_SECRET_ACCESS_KEY");
+  if (!akid && !secret) return absl::NotFoundError("AWS_ACCESS_KEY_ID is not set");
+  if (!akid || !secret) {
+    if (secret) WipeString(*secret);
+    return absl::InvalidArgumentError(
+        "only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set");
+  }
+  AwsCredentials c;
+  c.access_key_id = *akid;
+  c.secret_access_key = SecretBytes::TakeFrom(*secret);
+  std::optional<std::string> token = NonEmpty(env_, "AWS_SESSION_TOKEN");
+  if (!token) token = NonEmpty(env_, "AWS_SECURITY_TOKEN");
+  if (token) c.session_token = SecretBytes::TakeFrom(*token);
+  if (std::optional<std::string> exp = NonEmpty(env_, "AWS_CREDENTIAL_EXPIRATION")) {
+    KMSP_ASSIGN_OR_RETURN(c.expiration, ParseAwsTime(*exp));
+  }
+  c.source = std::string(Name());
+  return c;
+}
+
+IniSections ParseAwsIni(std::string_view text, bool config_style) {
+  IniSections out;
+  std::string section;
+  bool in_section = false;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view raw = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    const bool indented = !raw.empty() && (raw.front() == ' ' || raw.front() == '\t');
+    std::string_view line = Trim(raw);
+    if (line.empty() || line.front() == '#' || line.front() == ';') continue;
+    if (line.front() == '[') {
+      const size_t close = line.find(']');
+      if (close == std::string_view::npos) {
+        in_section = false;
+        continue;
+      }
+      std::string_view name = Trim(line.substr(1, close - 1));
+      if (config_style) {
+        if (name.rfind("profile ", 0) == 0) {
+          name = Trim(name.substr(8));
+        } else if (name != "default") {
+          in_section = false;  // [sso-session x], [services x]: not profiles.
+          continue;
+        }
+      }
+      section = std::string(name);
+      in_section = true;
+      out[section];
+      continue;
+    }
+    if (!in_section || indented) continue;  // Indented lines belong to nested (s3 = …) blocks.
+    const size_t eq = line.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string key(Trim(line.substr(0, eq)));
+    std::string_view value = Trim(line.substr(eq + 1));
+    // Inline comments need whitespace before '#' or ';'.
+    for (size_t i = 1; i < value.size(); ++i) {
+      if ((value[i] == '#' || value[i] == ';') && (value[i - 1] == ' ' || value[i - 1] == '\t')) {
+        value = Trim(value.substr(0, i));
+        break;
+      }
+    }
+    out[section][key] = std::string(value);
+  }
+  return out;
+}
+
+SharedFilesConfig SharedFilesConfig::FromEnv(const EnvLookup& env) {
+  SharedFilesConfig c;
+  const std::string home = env("HOME").value_or("");
+  c.credentials_file =
+      NonEmpty(env, "AWS_SHARED_CREDENTIALS_FILE").value_or(home + "/.aws/credentials");
+  c.config_file = NonEmpty(env, "AWS_CONFIG_FILE").value_or(home + "/.aws/config");
+  if (std::optional<std::string> p = NonEmpty(env, "AWS_PROFILE")) {
+    c.profile = *p;
+    c.profile_explicit = true;
+  }
+  return c;
+}
+
+absl::StatusOr<AwsCredentials> ProfileCredentialsProvider::Fetch(const CallContext& ctx) {
+  const std::string& path = config_file_ ? files_.config_file : files_.credentials_file;
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  IniSections sections = ParseAwsIni(*text, config_file_);
+  WipeString(*text);
+  auto wipe_all = [&sections] {
+    for (auto& [name, kv] : sections) {
+      for (auto& [k, v] : kv) WipeString(v);
+    }
+  };
+  auto it = sections.find(files_.profile);
+  if (it == sections.end()) {
+    wipe_all();
+    return absl::NotFoundError(fmt::format("profile {} is not in {}", files_.profile, path));
+  }
+  auto& kv = it->second;
+  const bool has_id = kv.count("aws_access_key_id") > 0 && !kv["aws_access_key_id"].empty();
+  const bool has_secret =
+      kv.count("aws_secret_access_key") > 0 && !kv["aws_secret_access_key"].empty();
+  if (!has_id && !has_secret) {
+    wipe_all();
+    return absl::NotFoundError(fmt::format("profile {} in {} has no keys", files_.profile, path));
+  }
+  if (!has_id || !has_secret) {
+    wipe_all();
+    return absl::InvalidArgumentError(
+        fmt::format("profile {} in {} has only one of aws_access_key_id and aws_secret_access_key",
+                    files_.profile, path));
+  }
+  AwsCredentials c;
+  c.access_key_id = kv["aws_access_key_id"];
+  c.secret_access_key = SecretBytes::TakeFrom(kv["aws_secret_access_key"]);
+  if (kv.count("aws_session_token") > 0 && !kv["aws_session_token"].empty()) {
+    c.session_token = SecretBytes::TakeFrom(kv["aws_session_token"]);
+  }
+  c.source = fmt::format("{}:{}", Name(), files_.profile);
+  wipe_all();
+  return c;
+}
+
+absl::StatusOr<AwsCredentials> ChainCredentialsProvider::Fetch(const CallContext& ctx) {
+  CredentialsProvider* chosen = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    chosen = chosen_;
+  }
+  if (chosen != nullptr) return chosen->Fetch(ctx);
+
+  std::string tried;
+  for (const auto& p : providers_) {
+    absl::StatusOr<AwsCredentials> c = p->Fetch(ctx);
+    if (c.ok()) {
+      spdlog::info("AWS credentials from {} (access key id {})", p->Name(), c->access_key_id);
+      absl::MutexLock lock(&mu_);
+      chosen_ = p.get();
+      return c;
+    }
+    if (c.status().code() != absl::StatusCode::kNotFound) {
+      return Annotate(c.status(), fmt::format("AWS credentials from {}", p->Name()));
+    }
+    if (!tried.empty()) tried += "; ";
+    tried += fmt::format("{}: {}", p->Name(), ToStd(c.status().message()));
+  }
+  return absl::UnauthenticatedError(fmt::format("no AWS credentials found ({})", tried));
+}
+
+void ChainCredentialsProvider::Invalidate() {
+  CredentialsProvider* chosen = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    chosen = chosen_;
+  }
+  if (chosen != nullptr) chosen->Invalidate();
+}
+
+RefreshingCredentialsProvider::RefreshingCredentialsProvider(
+    std::unique_ptr<CredentialsProvider> inner, const Clock* clock, Options options)
+    : inner_(std::move(inner)), clock_(clock), options_(options) {}
+
+void RefreshingCredentialsProvider::Invalidate() {
+  inner_->Invalidate();
+  absl::MutexLock lock(&mu_);
+  has_cached_ = false;
+  cached_ = AwsCredentials();
+}
+
+absl::StatusOr<AwsCredentials> RefreshingCredentialsProvider::Fetch(const CallContext& ctx) {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    const absl::Time now = clock_->Now();
+    if (has_cached_) {
+      if (now < cached_.expiration - options_.advisory) return cached_.Clone();
+      // Inside the advisory window: someone else is already refreshing; keep serving.
+      if (refreshing_ && now < cached_.expiration - options_.mandatory) return cached_.Clone();
+    }
+    if (!refreshing_) break;
+    // Someone is refreshing and we have nothing usable: wait for them (bounded by the deadline).
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !refreshing_; };
+    if (ctx.deadline == absl::InfiniteFuture()) {
+      mu_.Await(absl::Condition(&done));
+    } else if (!mu_.AwaitWithDeadline(absl::Condition(&done), ctx.deadline)) {
+      return absl::DeadlineExceededError("deadline passed while waiting for AWS credentials");
+    }
+  }
+  refreshing_ = true;
+  mu_.Unlock();
+  absl::StatusOr<AwsCredentials> fresh = inner_->Fetch(ctx);
+  mu_.Lock();
+  refreshing_ = false;
+  const absl::Time now = clock_->Now();
+  if (fresh.ok()) {
+    cached_ = fresh->Clone();
+    has_cached_ = true;
+    if (fresh->expiration != absl::InfiniteFuture()) {
+      spdlog::debug("AWS credentials from {} refreshed; they expire at {}", fresh->source,
+                    absl::FormatTime(fresh->expiration));
+    }
+    return fresh;
+  }
+  if (has_cached_ && now < cached_.expiration - options_.mandatory) {
+    spdlog::warn("refreshing AWS credentials failed ({}); using the current ones until {}",
+                 fresh.status().ToString(), absl::FormatTime(cached_.expiration));
+    return cached_.Clone();
+  }
+  return fresh.status();
+}
+
+std::unique_ptr<CredentialsProvider> MakeDefaultCredentialsChain(EnvLookup env, HttpClient* http,
+                                                                 const Clock* clock,
+                                                                 DefaultChainOptions options) {
+  SharedFilesConfig files = SharedFilesConfig::FromEnv(env);
+  std::vector<std::unique_ptr<CredentialsProvider>> providers;
+  if (!files.profile_explicit) providers.push_back(std::make_unique<EnvCredentialsProvider>(env));
+  providers.push_back(std::make_unique<WebIdentityCredentialsProvider>(env, http, clock, options));
+  providers.push_back(std::make_unique<ProfileCredentialsProvider>(files, /*config_file=*/false));
+  providers.push_back(std::make_unique<ProfileCredentialsProvider>(files, /*config_file=*/true));
+  providers.push_back(std::make_unique<ContainerCredentialsProvider>(env, http));
+  providers.push_back(std::make_unique<ImdsCredentialsProvider>(env, http, clock));
+  return std::make_unique<RefreshingCredentialsProvider>(
+      std::make_unique<ChainCredentialsProvider>(std::move(providers)), clock);
+}
+
+}  // namespace kmsplugin::aws

@@ -1,0 +1,262 @@
+#include "kms/aws/kms_api.h"
+
+#include <algorithm>
+#include <random>
+
+#include "base/status.h"
+#include "fmt/format.h"
+#include "kms/aws/sigv4.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace kmsplugin::aws {
+namespace {
+
+bool OneOf(std::string_view code, std::initializer_list<std::string_view> codes) {
+  return std::find(codes.begin(), codes.end(), code) != codes.end();
+}
+
+bool IsThrottlingCode(std::string_view code) {
+  return OneOf(
+      code, {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+             "TooManyRequestsException", "ProvisionedThroughputExceededException",
+             "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+             "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+             "EC2ThrottledException"});
+}
+
+// Full jitter: uniform in [0, min(max_delay, base * 2^(attempt-1))).
+absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  absl::Duration ceiling = policy.base_delay;
+  for (int i = 1; i < attempt && ceiling < policy.max_delay; ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, policy.max_delay);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  return ceiling * unit(rng);
+}
+
+}  // namespace
+
+std::string SanitizeErrorCode(std::string_view raw) {
+  std::string_view code = raw;
+  if (const size_t colon = code.find(':'); colon != std::string_view::npos) {
+    code = code.substr(0, colon);
+  }
+  if (const size_t hash = code.rfind('#'); hash != std::string_view::npos) {
+    code = code.substr(hash + 1);
+  }
+  while (!code.empty() && code.back() == ' ') code.remove_suffix(1);
+  return std::string(code);
+}
+
+AwsError ClassifyKmsError(std::string_view operation, int http_status,
+                          std::string_view error_type_header, std::string_view body,
+                          std::string_view request_id) {
+  AwsError e;
+  e.http_status = http_status;
+  nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  std::string raw_code(error_type_header);
+  if (raw_code.empty() && doc.is_object()) {
+    auto it = doc.find("__type");
+    if (it != doc.end() && it->is_string()) raw_code = it->get<std::string>();
+  }
+  e.code = raw_code.empty() ? std::to_string(http_status) : SanitizeErrorCode(raw_code);
+  if (doc.is_object()) {
+    for (const char* key : {"message", "Message"}) {
+      auto it = doc.find(key);
+      if (it != doc.end() && it->is_string()) {
+        e.message = it->get<std::string>();
+        break;
+      }
+    }
+  }
+  const std::string msg =
+      fmt::format("AWS KMS {}: {} (HTTP {}){}{}", operation, e.code, http_status,
+                  e.message.empty() ? "" : ": " + e.message,
+                  request_id.empty() ? "" : fmt::format(" [request id {}]", request_id));
+  const std::string_view c = e.code;
+  if (IsThrottlingCode(c) ||
+      OneOf(c, {"KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException",
+                "RequestTimeout", "RequestTimeoutException", "InternalFailure",
+                "ServiceUnavailable"})) {
+    e.retryable = true;
+    e.status = absl::UnavailableError(msg);
+  } else if (OneOf(c, {"AccessDeniedException", "AccessDenied"})) {
+    e.status = absl::PermissionDeniedError(msg);
+  } else if ((c == "InvalidSignatureException" || c == "SignatureDoesNotMatch") &&
+             (e.message.find("Signature expired") != std::string::npos ||
+              e.message.find("Signature not yet current") != std::string::npos)) {
+    e.status = absl::UnavailableError(msg + " (is the local clock more than 5 minutes off?)");
+  } else if (OneOf(c, {"UnrecognizedClientException", "InvalidSignatureException",
+                       "IncompleteSignature", "IncompleteSignatureException",
+                       "MissingAuthenticationToken", "MissingAuthenticationTokenException",
+                       "InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredTokenException",
+                       "ExpiredToken"})) {
+    e.status = absl::UnauthenticatedError(msg);
+  } else if (OneOf(c, {"DisabledException", "KMSInvalidStateException", "NotFoundException",
+                       "InvalidKeyUsageException", "InvalidArnException"})) {
+    e.status = absl::FailedPreconditionError(msg);
+  } else if (OneOf(c, {"InvalidCiphertextException", "IncorrectKeyException"})) {
+    e.status = absl::InvalidArgumentError(msg);
+  } else if (OneOf(c, {"ValidationException", "SerializationException"})) {
+    e.status = absl::InternalError(msg);
+  } else if (http_status >= 500 || http_status == 429 || http_status == 408) {
+    e.retryable = true;
+    e.status = absl::UnavailableError(msg);
+  } else {
+    e.status = absl::UnknownError(msg);
+  }
+  return e;
+}
+
+absl::StatusOr<std::unique_ptr<KmsApi>> KmsApi::Create(KmsApiOptions options, HttpClient* http,
+                                                       CredentialsProvider* credentials,
+                                                       const Clock* clock) {
+  const std::string& url = options.endpoint;
+  const size_t sep = url.find("://");
+  if (sep == std::string::npos || (url.substr(0, sep) != "https" && url.substr(0, sep) != "http")) {
+    return absl::InvalidArgumentError(
+        fmt::format("AWS KMS endpoint {} is not an http(s):// URL", url));
+  }
+  const std::string rest = url.substr(sep + 3);
+  const size_t slash = rest.find('/');
+  std::string host = rest.substr(0, slash);
+  std::string path = slash == std::string::npos ? "/" : rest.substr(slash);
+  if (host.empty() || host.find_first_of("@?#") != std::string::npos ||
+      path.find_first_of("?#") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        fmt::format("AWS KMS endpoint {} is not host[:port][/path]", url));
+  }
+  // The default port is not part of Host (what curl sends, and what AWS signs).
+  const std::string scheme = url.substr(0, sep);
+  for (std::string_view def : {":443", ":80"}) {
+    if (host.size() > def.size() && host.compare(host.size() - def.size(), def.size(), def) == 0 &&
+        ((def == ":443" && scheme == "https") || (def == ":80" && scheme == "http"))) {
+      host.resize(host.size() - def.size());
+    }
+  }
+  if (options.max_concurrent_calls == 0) options.max_concurrent_calls = 1;
+  if (options.retry.max_attempts < 1) options.retry.max_attempts = 1;
+  return std::unique_ptr<KmsApi>(
+      new KmsApi(std::move(options), std::move(host), std::move(path), http, credentials, clock));
+}
+
+KmsApi::KmsApi(KmsApiOptions options, std::string host, std::string path, HttpClient* http,
+               CredentialsProvider* credentials, const Clock* clock)
+    : options_(std::move(options)),
+      host_(std::move(host)),
+      path_(std::move(path)),
+      http_(http),
+      credentials_(credentials),
+      clock_(clock) {}
+
+absl::Status KmsApi::AcquireSlot(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto free_slot = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_flight_ < options_.max_concurrent_calls;
+  };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&free_slot), deadline)) {
+    return absl::DeadlineExceededError(
+        fmt::format("deadline passed while waiting for one of {} AWS KMS call slots",
+                    options_.max_concurrent_calls));
+  }
+  ++in_flight_;
+  return absl::OkStatus();
+}
+
+void KmsApi::ReleaseSlot() {
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
+}
+
+absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const SecretBytes& body,
+                                         const CallContext& ctx) {
+  const absl::Time deadline = ctx.deadline == absl::InfiniteFuture()
+                                  ? absl::Now() + options_.default_call_timeout
+                                  : ctx.deadline;
+  KMSP_RETURN_IF_ERROR(AcquireSlot(deadline));
+  struct SlotReleaser {
+    KmsApi* api;
+    ~SlotReleaser() { api->ReleaseSlot(); }
+  } releaser{this};
+
+  const std::string target = fmt::format("TrentService.{}", operation);
+  bool refreshed_credentials = false;
+  absl::Status last = absl::UnavailableError(fmt::format("AWS KMS {}: not attempted", operation));
+  for (int attempt = 1; attempt <= options_.retry.max_attempts; ++attempt) {
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          fmt::format("AWS KMS {}: deadline passed after {} attempt(s); last error: {}", operation,
+                      attempt - 1, ToStd(last.message())));
+    }
+    CallContext attempt_ctx{deadline, ctx.uid};
+    KMSP_ASSIGN_OR_RETURN(AwsCredentials creds, credentials_->Fetch(attempt_ctx));
+
+    SigV4Request to_sign;
+    to_sign.method = "POST";
+    to_sign.path = path_;
+    to_sign.headers = {
+        {"Host", host_}, {"Content-Type", "application/x-amz-json-1.1"}, {"X-Amz-Target", target}};
+    to_sign.payload = body.Reveal();
+    SigV4Options sign_options;
+    sign_options.region = options_.region;
+    sign_options.service = "kms";
+    sign_options.time = clock_->Now();
+    KMSP_ASSIGN_OR_RETURN(SigV4Result signed_request, SignV4(to_sign, creds, sign_options));
+
+    HttpRequest req;
+    req.method = "POST";
+    req.url = options_.endpoint;
+    req.headers = std::move(to_sign.headers);
+    for (HttpHeader& h : signed_request.headers_to_add) req.headers.push_back(std::move(h));
+    req.body = body.Clone();
+    req.deadline = deadline;
+
+    const absl::Time start = absl::Now();
+    absl::StatusOr<HttpResponse> resp = http_->Send(req);
+    const absl::Duration latency = absl::Now() - start;
+    bool retryable = false;
+    if (!resp.ok()) {
+      last = Annotate(resp.status(), fmt::format("AWS KMS {}", operation));
+      if (last.code() == absl::StatusCode::kDeadlineExceeded) return last;
+      // TLS verification failures will not heal by retrying; connection failures may.
+      retryable = ToStd(last.message()).find("SSL certificate") == std::string_view::npos;
+      spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation, ctx.uid, attempt,
+                    absl::FormatDuration(latency), last.ToString());
+    } else {
+      const std::string request_id(resp->Header("x-amzn-requestid").value_or(""));
+      if (resp->status == 200) {
+        spdlog::debug("AWS KMS {} uid={} ok in {} (attempt {}, request id {})", operation, ctx.uid,
+                      absl::FormatDuration(latency), attempt, request_id);
+        return std::move(resp->body);
+      }
+      AwsError err =
+          ClassifyKmsError(operation, resp->status, resp->Header("x-amzn-errortype").value_or(""),
+                           resp->body.Reveal(), request_id);
+      spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation, ctx.uid, attempt,
+                    absl::FormatDuration(latency), err.status.ToString());
+      last = err.status;
+      retryable = err.retryable;
+      if ((err.code == "ExpiredTokenException" || err.code == "ExpiredToken") &&
+          !refreshed_credentials) {
+        // Temporary credentials ran out under us: refresh once and retry at once.
+        refreshed_credentials = true;
+        credentials_->Invalidate();
+        --attempt;  // This extra try does not count against max_attempts.
+        continue;
+      }
+    }
+    if (!retryable) return last;
+    if (attempt == options_.retry.max_attempts) break;
+    const absl::Duration delay = BackoffDelay(options_.retry, attempt);
+    if (absl::Now() + delay >= deadline) {
+      return absl::UnavailableError(
+          fmt::format("{} (no time left for a retry before the deadline)", ToStd(last.message())));
+    }
+    absl::SleepFor(delay);
+  }
+  return absl::UnavailableError(fmt::format("{} (gave up after {} attempts)", ToStd(last.message()),
+                                            options_.retry.max_attempts));
+}
+
+}  // namespace kmsplugin::aws

@@ -1,0 +1,264 @@
+#include "kms/http_client.h"
+
+#include <curl/curl.h>
+#include <string.h>  // explicit_bzero
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <mutex>
+
+#include "absl/synchronization/mutex.h"
+#include "base/status.h"
+#include "fmt/format.h"
+
+namespace kmsplugin {
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Response body sink. Grows by copying into a larger buffer and wiping the old one, so no stale
+// copy of a secret-bearing body is left in freed memory.
+struct BodySink {
+  std::string buf;
+  size_t max_bytes = 0;
+  bool overflow = false;
+};
+
+size_t WriteBody(char* ptr, size_t size, size_t nmemb, void* userdata) {
+  auto* sink = static_cast<BodySink*>(userdata);
+  const size_t n = size * nmemb;
+  if (sink->buf.size() + n > sink->max_bytes) {
+    sink->overflow = true;
+    return 0;  // Makes curl fail with CURLE_WRITE_ERROR.
+  }
+  if (sink->buf.size() + n > sink->buf.capacity()) {
+    std::string bigger;
+    bigger.reserve(std::max(sink->buf.capacity() * 2, sink->buf.size() + n));
+    bigger.assign(sink->buf);
+    WipeString(sink->buf);
+    sink->buf.swap(bigger);
+  }
+  sink->buf.append(ptr, n);
+  return n;
+}
+
+size_t WriteHeader(char* ptr, size_t size, size_t nmemb, void* userdata) {
+  auto* headers = static_cast<std::vector<HttpHeader>*>(userdata);
+  const size_t n = size * nmemb;
+  std::string_view line(ptr, n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    headers->clear();  // A new response (after a 100 Continue or a proxy CONNECT).
+    return n;
+  }
+  const size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    headers->push_back(
+        HttpHeader{Lower(Trim(line.substr(0, colon))), std::string(Trim(line.substr(colon + 1)))});
+  }
+  return n;
+}
+
+// Wipes and frees a header list (it may hold tokens).
+struct SlistDeleter {
+  void operator()(curl_slist* list) const {
+    for (curl_slist* p = list; p != nullptr; p = p->next) {
+      if (p->data != nullptr) explicit_bzero(p->data, ::strlen(p->data));
+    }
+    curl_slist_free_all(list);
+  }
+};
+using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
+
+bool GlobalInit() {
+  static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  return ok;
+}
+
+}  // namespace
+
+HttpRequest::~HttpRequest() {
+  for (HttpHeader& h : headers) WipeString(h.value);
+}
+
+std::optional<std::string_view> HttpResponse::Header(std::string_view name) const {
+  for (const HttpHeader& h : headers) {
+    if (h.name == name) return std::string_view(h.value);
+  }
+  return std::nullopt;
+}
+
+class CurlHttpClient::Impl {
+ public:
+  explicit Impl(HttpClientOptions options) : options_(std::move(options)) {}
+  ~Impl() {
+    for (CURL* h : idle_) curl_easy_cleanup(h);
+  }
+
+  absl::StatusOr<HttpResponse> Send(const HttpRequest& request);
+
+ private:
+  CURL* Acquire() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!idle_.empty()) {
+        CURL* h = idle_.back();
+        idle_.pop_back();
+        return h;
+      }
+    }
+    return curl_easy_init();
+  }
+  void Release(CURL* h) {
+    curl_easy_reset(h);  // Keeps the handle's live connections for reuse.
+    absl::MutexLock lock(&mu_);
+    if (idle_.size() < options_.max_idle_handles) {
+      idle_.push_back(h);
+      return;
+    }
+    curl_easy_cleanup(h);
+  }
+
+  const HttpClientOptions options_;
+  absl::Mutex mu_;
+  std::vector<CURL*> idle_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& request) {
+  const absl::Time start = absl::Now();
+  absl::Duration budget = options_.default_timeout;
+  if (request.deadline != absl::InfiniteFuture()) budget = request.deadline - start;
+  if (budget <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError(
+        fmt::format("HTTP {} {}: deadline passed before sending", request.method, request.url));
+  }
+  const long total_ms = std::max<long>(1, absl::ToInt64Milliseconds(budget));
+  const long connect_ms = std::max<long>(
+      1, std::min<long>(total_ms, absl::ToInt64Milliseconds(options_.connect_timeout)));
+
+  CURL* h = Acquire();
+  if (h == nullptr) return absl::InternalError("curl_easy_init failed");
+  struct Releaser {
+    Impl* impl;
+    CURL* h;
+    ~Releaser() { impl->Release(h); }
+  } releaser{this, h};
+
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  BodySink sink;
+  sink.max_bytes = options_.max_response_bytes;
+  HttpResponse response;
+
+  curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &WriteBody);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &WriteHeader);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.headers);
+
+  if (request.method == "GET") {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  } else if (request.method == "POST" || request.method == "PUT") {
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    curl_easy_setopt(
+        h, CURLOPT_POSTFIELDS,
+        request.body.empty() ? "" : reinterpret_cast<const char*>(request.body.data()));
+    if (request.method == "PUT") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+  } else {
+    return absl::InvalidArgumentError(fmt::format("unsupported HTTP method {}", request.method));
+  }
+
+  SlistPtr slist;
+  auto append = [&slist](const std::string& line) {
+    curl_slist* next = curl_slist_append(slist.get(), line.c_str());
+    if (next != nullptr) {
+      slist.release();
+      slist.reset(next);
+    }
+  };
+  append("Expect:");  // No 100-continue round trip for these small bodies.
+  bool has_content_type = false;
+  for (const HttpHeader& hd : request.headers) {
+    if (hd.name.find_first_of("\r\n:") != std::string::npos ||
+        hd.value.find_first_of("\r\n") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          fmt::format("HTTP header {} has a CR, LF or colon in it", hd.name));
+    }
+    if (Lower(hd.name) == "content-type") has_content_type = true;
+    std::string line = hd.value.empty() ? hd.name + ";" : hd.name + ": " + hd.value;
+    append(line);
+    WipeString(line);
+  }
+  if (!has_content_type && request.method != "GET") append("Content-Type:");
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, slist.get());
+
+  const CURLcode rc = curl_easy_perform(h);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
+  if (rc != CURLE_OK) {
+    WipeString(sink.buf);
+    const std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
+    std::string msg = fmt::format("HTTP {} {}: {}", request.method, request.url, detail);
+    if (rc == CURLE_OPERATION_TIMEDOUT && request.deadline != absl::InfiniteFuture() &&
+        absl::Now() >= request.deadline - absl::Milliseconds(5)) {
+      return absl::DeadlineExceededError(msg);
+    }
+    if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
+      return absl::InvalidArgumentError(msg);
+    }
+    if (sink.overflow) {
+      return absl::UnavailableError(fmt::format("HTTP {} {}: response larger than {} bytes",
+                                                request.method, request.url, sink.max_bytes));
+    }
+    return absl::UnavailableError(msg);
+  }
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  response.status = static_cast<int>(status);
+  response.body = SecretBytes::TakeFrom(sink.buf);
+  return response;
+}
+
+absl::StatusOr<std::unique_ptr<CurlHttpClient>> CurlHttpClient::Create(HttpClientOptions options) {
+  if (!GlobalInit()) return absl::InternalError("curl_global_init failed");
+  if (!options.ca_file.empty()) {
+    std::FILE* f = std::fopen(options.ca_file.c_str(), "rb");
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(fmt::format("CA file {} cannot be read", options.ca_file));
+    }
+    std::fclose(f);
+  }
+  if (options.max_response_bytes == 0) options.max_response_bytes = 1 << 20;
+  return std::unique_ptr<CurlHttpClient>(
+      new CurlHttpClient(std::make_unique<Impl>(std::move(options))));
+}
+
+CurlHttpClient::CurlHttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CurlHttpClient::~CurlHttpClient() = default;
+
+absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
+  return impl_->Send(request);
+}
+
+}  // namespace kmsplugin

@@ -1,0 +1,99 @@
+// HttpClient: the project's one HTTP(S) client interface, and CurlHttpClient, its libcurl
+// implementation (the only file that includes curl).
+//
+// What it guarantees:
+// - Every request finishes by its deadline: the total curl timeout is the time left until
+//   `request.deadline` (or `default_timeout` when the deadline is infinite), and the connect
+//   timeout is the smaller of that and `connect_timeout`.
+// - TLS peer and host verification are always on; `ca_file` replaces the system CA bundle (a test
+//   server's own CA). Plain http:// is allowed (instance metadata and container credentials are
+//   plain HTTP on link-local or loopback addresses).
+// - Proxies come from the usual environment variables (http_proxy, https_proxy, no_proxy), which
+//   libcurl honours by default.
+// - Connections are reused: easy handles are pooled and kept between requests.
+// - Request and response bodies and headers are never logged, and CURLOPT_VERBOSE is never set.
+//   Bodies may hold secrets (plaintext keys, credentials): the request body is held in a
+//   SecretBytes and the response body comes back in a SecretBytes; header values are wiped when the
+//   request is destroyed.
+//
+// Thread-safe: concurrent Send() calls use distinct easy handles.
+//
+// Failure codes of Send(): DEADLINE_EXCEEDED when the deadline passed before or during the
+// request; UNAVAILABLE for connection, DNS, TLS and transfer failures (the remote end is
+// unreachable or misbehaving); INVALID_ARGUMENT for a malformed URL or method. Any HTTP status,
+// including 4xx and 5xx, is a successful Send() with HttpResponse::status set.
+#ifndef KMSP_KMS_HTTP_CLIENT_H_
+#define KMSP_KMS_HTTP_CLIENT_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "crypto/secret_bytes.h"
+
+namespace kmsplugin {
+
+struct HttpHeader {
+  std::string name;
+  std::string value;
+};
+
+// One request. Header values are wiped on destruction (they may carry tokens).
+struct HttpRequest {
+  HttpRequest() = default;
+  ~HttpRequest();
+  HttpRequest(HttpRequest&&) = default;
+  HttpRequest& operator=(HttpRequest&&) = default;
+
+  std::string method = "GET";  // GET, POST or PUT.
+  std::string url;             // http://host[:port]/path?query or https://…
+  std::vector<HttpHeader> headers;
+  SecretBytes body;  // Sent as-is with Content-Length (never chunked).
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::vector<HttpHeader> headers;  // Names lower-cased, values trimmed, in arrival order.
+  SecretBytes body;
+
+  // The first header named `name` (lower-case), if any.
+  std::optional<std::string_view> Header(std::string_view name) const;
+};
+
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  virtual absl::StatusOr<HttpResponse> Send(const HttpRequest& request) = 0;
+};
+
+struct HttpClientOptions {
+  std::string ca_file;  // PEM bundle for https; empty = the system bundle.
+  absl::Duration connect_timeout = absl::Seconds(3);
+  absl::Duration default_timeout = absl::Seconds(30);  // When a request has no deadline.
+  size_t max_idle_handles = 8;  // Easy handles (and their connections) kept for reuse.
+  size_t max_response_bytes = 1 << 20;
+};
+
+class CurlHttpClient final : public HttpClient {
+ public:
+  // INVALID_ARGUMENT if `ca_file` is set but not readable; INTERNAL if libcurl cannot start.
+  static absl::StatusOr<std::unique_ptr<CurlHttpClient>> Create(HttpClientOptions options);
+  ~CurlHttpClient() override;
+
+  absl::StatusOr<HttpResponse> Send(const HttpRequest& request) override;
+
+ private:
+  class Impl;
+  explicit CurlHttpClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kmsplugin
+
+#endif  // KMSP_KMS_HTTP_CLIENT_H_

@@ -1,0 +1,141 @@
+// CurlHttpClient against the python fake AWS server's plain-HTTP and HTTPS ports: responses and
+// headers, deadlines turned into timeouts, the response-size cap, TLS verification with a CA
+// file, and refusal of header injection.
+#include "kms/http_client.h"
+
+#include <memory>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/aws/fake_aws_server.h"
+#include "tests/matchers.h"
+
+namespace kmsplugin {
+namespace {
+
+using ::kmsplugin::testing::FakeAwsServer;
+using ::kmsplugin::testing::IsOk;
+using ::kmsplugin::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Optional;
+
+class CurlHttpClientTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto server = FakeAwsServer::Start();
+    ASSERT_THAT(server, IsOk());
+    server_ = server->release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    ASSERT_THAT(server_->Admin("/admin/reset"), IsOk());
+  }
+
+  static std::unique_ptr<CurlHttpClient> Client(HttpClientOptions options = {}) {
+    auto client = CurlHttpClient::Create(std::move(options));
+    EXPECT_THAT(client, IsOk());
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+  static HttpRequest Get(const std::string& url, absl::Duration timeout = absl::Seconds(10)) {
+    HttpRequest req;
+    req.url = url;
+    req.deadline = absl::Now() + timeout;
+    return req;
+  }
+
+  static FakeAwsServer* server_;
+};
+
+FakeAwsServer* CurlHttpClientTest::server_ = nullptr;
+
+TEST_F(CurlHttpClientTest, ReturnsStatusLowerCasedHeadersAndBody) {
+  absl::StatusOr<HttpResponse> resp = Client()->Send(Get(server_->http_base() + "/admin/requests"));
+  ASSERT_THAT(resp, IsOk());
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_THAT(resp->Header("content-type"), Optional(std::string_view("application/json")));
+  EXPECT_TRUE(resp->Header("x-amzn-requestid").has_value());
+  EXPECT_EQ(resp->body.Reveal(), R"({"requests": []})");
+}
+
+TEST_F(CurlHttpClientTest, HttpErrorStatusIsAnAnswerNotAFailure) {
+  absl::StatusOr<HttpResponse> resp = Client()->Send(Get(server_->http_base() + "/no/such/path"));
+  ASSERT_THAT(resp, IsOk());
+  EXPECT_EQ(resp->status, 404);
+}
+
+TEST_F(CurlHttpClientTest, PutSendsTheBodyAndHeaders) {
+  ASSERT_THAT(server_->Admin("/admin/imds", {{"role", "r"}}), IsOk());
+  HttpRequest req = Get(server_->http_base() + "/latest/api/token");
+  req.method = "PUT";
+  req.headers.push_back({"X-aws-ec2-metadata-token-ttl-seconds", "60"});
+  absl::StatusOr<HttpResponse> resp = Client()->Send(req);
+  ASSERT_THAT(resp, IsOk());
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_FALSE(resp->body.empty());
+  EXPECT_THAT(resp->Header("x-aws-ec2-metadata-token-ttl-seconds"),
+              Optional(std::string_view("60")));
+}
+
+TEST_F(CurlHttpClientTest, DeadlineAlreadyPassedFailsWithoutSending) {
+  HttpRequest req = Get(server_->http_base() + "/admin/requests");
+  req.deadline = absl::Now() - absl::Milliseconds(1);
+  EXPECT_THAT(Client()->Send(req), StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+TEST_F(CurlHttpClientTest, SlowServerPastTheDeadlineIsDeadlineExceeded) {
+  ASSERT_THAT(server_->Admin("/admin/imds", {{"role", "r"}}), IsOk());
+  ASSERT_THAT(server_->Admin("/admin/faults", {{"service", "imds"},
+                                               {"op", "PUT"},
+                                               {"kind", "latency"},
+                                               {"count", 1},
+                                               {"delay_ms", 3000}}),
+              IsOk());
+  HttpRequest req = Get(server_->http_base() + "/latest/api/token", absl::Milliseconds(200));
+  req.method = "PUT";
+  req.headers.push_back({"X-aws-ec2-metadata-token-ttl-seconds", "60"});
+  EXPECT_THAT(Client()->Send(req), StatusIs(absl::StatusCode::kDeadlineExceeded));
+}
+
+TEST_F(CurlHttpClientTest, ResponseLargerThanTheCapIsUnavailable) {
+  HttpClientOptions options;
+  options.max_response_bytes = 8;
+  EXPECT_THAT(Client(options)->Send(Get(server_->http_base() + "/admin/requests")),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("larger than 8 bytes")));
+}
+
+TEST_F(CurlHttpClientTest, TlsNeedsTheServersCaAndWorksWithIt) {
+  HttpRequest req = Get(server_->kms_endpoint() + "/");
+  req.method = "POST";
+  EXPECT_THAT(Client()->Send(req),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("certificate")));
+  HttpClientOptions options;
+  options.ca_file = server_->ca_file();
+  absl::StatusOr<HttpResponse> resp = Client(options)->Send(req);
+  ASSERT_THAT(resp, IsOk());
+  EXPECT_EQ(resp->status, 400);  // An empty STS request: InvalidAction, over verified TLS.
+}
+
+TEST_F(CurlHttpClientTest, ConnectionRefusedIsUnavailable) {
+  EXPECT_THAT(Client()->Send(Get("http://127.0.0.1:1/")), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(CurlHttpClientTest, HeaderInjectionAndBadInputsAreRefused) {
+  HttpRequest req = Get(server_->http_base() + "/admin/requests");
+  req.headers.push_back({"X-Test", "a\r\nX-Injected: 1"});
+  EXPECT_THAT(Client()->Send(req), StatusIs(absl::StatusCode::kInvalidArgument));
+  HttpRequest del = Get(server_->http_base() + "/admin/requests");
+  del.method = "DELETE";
+  EXPECT_THAT(Client()->Send(del), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Client()->Send(Get("ftp://127.0.0.1/")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  HttpClientOptions missing_ca;
+  missing_ca.ca_file = "/nonexistent/ca.pem";
+  EXPECT_THAT(CurlHttpClient::Create(missing_ca), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace kmsplugin
