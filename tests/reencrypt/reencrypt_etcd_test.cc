@@ -388,7 +388,9 @@ TEST_F(MixedCorpusTest, RewriteKeepsTheKeysLease) {
   REENC_ASSIGN_OR_FAIL(DecodedKmsV2 d, DecodeKmsV2(after[key].value, key));
   EXPECT_EQ(d.plaintext, "leased");
   for (const auto& [k, kv] : Snapshot("/registry/secrets/")) {
-    if (k != key) EXPECT_EQ(kv.lease, 0) << k << " gained a lease";
+    if (k != key) {
+      EXPECT_EQ(kv.lease, 0) << k << " gained a lease";
+    }
   }
 }
 
