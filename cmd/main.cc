@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   CLI::App app{"kms-plugin: a Kubernetes KMS v2 plugin with a local key hierarchy, and its tools"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  app.set_version_flag("--version", "kms-plugin " KMSP_VERSION);
   int exit_code = 0;
   kmsplugin::AddServeCommand(app, &exit_code);
   kmsplugin::AddStatusCommand(app, &exit_code);
