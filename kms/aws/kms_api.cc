@@ -25,6 +25,11 @@ bool IsThrottlingCode(std::string_view code) {
              "EC2ThrottledException"});
 }
 
+// Operations that change state at AWS each time they land. They are resent only after an answer
+// that proves AWS did not act (throttling), never after a 5xx or a dropped connection, where the
+// first request may already have been carried out.
+bool IsIdempotent(std::string_view operation) { return operation != "RotateKeyOnDemand"; }
+
 // Full jitter: uniform in [0, min(max_delay, base * 2^(attempt-1))).
 absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -220,7 +225,8 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
       last = Annotate(resp.status(), fmt::format("AWS KMS {}", operation));
       if (last.code() == absl::StatusCode::kDeadlineExceeded) return last;
       // TLS verification failures will not heal by retrying; connection failures may.
-      retryable = ToStd(last.message()).find("SSL certificate") == std::string_view::npos;
+      retryable = ToStd(last.message()).find("SSL certificate") == std::string_view::npos &&
+                  IsIdempotent(operation);
       spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation, ctx.uid, attempt,
                     absl::FormatDuration(latency), last.ToString());
     } else {
@@ -236,10 +242,12 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
       spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation, ctx.uid, attempt,
                     absl::FormatDuration(latency), err.status.ToString());
       last = err.status;
-      retryable = err.retryable;
-      if ((err.code == "ExpiredTokenException" || err.code == "ExpiredToken") &&
+      retryable = err.retryable && (IsIdempotent(operation) || IsThrottlingCode(err.code));
+      if ((err.code == "ExpiredTokenException" || err.code == "ExpiredToken" ||
+           err.code == "UnrecognizedClientException") &&
           !refreshed_credentials) {
-        // Temporary credentials ran out under us: refresh once and retry at once.
+        // Temporary credentials ran out or were replaced under us (remote-kms-apis.md §2.6):
+        // refresh once and retry at once.
         refreshed_credentials = true;
         credentials_->Invalidate();
         --attempt;  // This extra try does not count against max_attempts.

@@ -4,11 +4,13 @@
 //
 // Error classification (by the sanitized error code, then the HTTP status):
 //   retried, then UNAVAILABLE: throttling codes, KMSInternalException, DependencyTimeoutException,
-//     KeyUnavailableException, LimitExceededException, HTTP 5xx/429, connection failures;
+//     KeyUnavailableException, LimitExceededException, HTTP 5xx/429, connection failures (the
+//     non-idempotent RotateKeyOnDemand is retried on throttling codes only);
 //   PERMISSION_DENIED: AccessDeniedException;
 //   UNAUTHENTICATED: UnrecognizedClientException, InvalidSignatureException, IncompleteSignature,
 //     MissingAuthenticationToken, InvalidClientTokenId, SignatureDoesNotMatch, and
-//     ExpiredTokenException after one credential refresh and retry;
+//     ExpiredTokenException and UnrecognizedClientException after one credential refresh and
+//     retry;
 //   UNAVAILABLE (not retried): a signature refused as expired or not yet current (the local clock
 //     is off by more than 5 minutes: an outage of ours, not a revocation);
 //   FAILED_PRECONDITION: DisabledException, KMSInvalidStateException, NotFoundException,

@@ -1,5 +1,6 @@
 #include "kms/aws/remote_credentials_provider.h"
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -16,6 +17,11 @@ std::optional<std::string> NonEmpty(const EnvLookup& env, std::string_view name)
   std::optional<std::string> v = env(name);
   if (v && v->empty()) return std::nullopt;
   return v;
+}
+
+std::string AsciiLower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
 }
 
 // Reads a token file into SecretBytes, trimming trailing whitespace.
@@ -348,11 +354,12 @@ absl::StatusOr<SecretBytes> ImdsCredentialsProvider::Token(const std::string& ba
 }
 
 absl::StatusOr<AwsCredentials> ImdsCredentialsProvider::Fetch(const CallContext& ctx) {
-  if (env_("AWS_EC2_METADATA_DISABLED").value_or("") == "true") {
+  // botocore compares both variables case-insensitively.
+  if (AsciiLower(env_("AWS_EC2_METADATA_DISABLED").value_or("")) == "true") {
     return absl::NotFoundError("AWS_EC2_METADATA_DISABLED=true");
   }
   std::string base = "http://169.254.169.254";
-  if (env_("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").value_or("") == "IPv6") {
+  if (AsciiLower(env_("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").value_or("")) == "ipv6") {
     base = "http://[fd00:ec2::254]";
   }
   if (std::optional<std::string> e = NonEmpty(env_, "AWS_EC2_METADATA_SERVICE_ENDPOINT")) base = *e;
@@ -360,18 +367,27 @@ absl::StatusOr<AwsCredentials> ImdsCredentialsProvider::Fetch(const CallContext&
 
   KMSP_ASSIGN_OR_RETURN(SecretBytes token, Token(base, ctx));
   auto get = [&](const std::string& path) -> absl::StatusOr<HttpResponse> {
-    HttpRequest req;
-    req.method = "GET";
-    req.url = base + path;
-    req.headers.push_back({"X-aws-ec2-metadata-token", std::string(token.Reveal())});
-    req.deadline = CappedDeadline(ctx, absl::Seconds(2));
-    KMSP_ASSIGN_OR_RETURN(HttpResponse resp, http_->Send(req));
-    if (resp.status == 401) {
-      absl::MutexLock lock(&mu_);
-      token_.Clear();  // Expired or revoked token: fetch a new one next time.
+    for (int attempt = 1;; ++attempt) {
+      HttpRequest req;
+      req.method = "GET";
+      req.url = base + path;
+      req.headers.push_back({"X-aws-ec2-metadata-token", std::string(token.Reveal())});
+      req.deadline = CappedDeadline(ctx, absl::Seconds(2));
+      KMSP_ASSIGN_OR_RETURN(HttpResponse resp, http_->Send(req));
+      if (resp.status == 401) {
+        {
+          absl::MutexLock lock(&mu_);
+          token_.Clear();  // Expired or revoked token (IMDS restarted): it is useless now.
+        }
+        if (attempt == 1) {
+          // A rejected session token is not a refusal of the role: get a new one, ask again once.
+          KMSP_ASSIGN_OR_RETURN(token, Token(base, ctx));
+          continue;
+        }
+      }
+      if (resp.status != 200) return HttpFailure(resp.status, fmt::format("IMDS {}", path));
+      return resp;
     }
-    if (resp.status != 200) return HttpFailure(resp.status, fmt::format("IMDS {}", path));
-    return resp;
   };
   const std::string prefix = "/latest/meta-data/iam/security-credentials/";
   KMSP_ASSIGN_OR_RETURN(HttpResponse role_resp, get(prefix));

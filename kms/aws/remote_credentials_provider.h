@@ -67,10 +67,11 @@ class ContainerCredentialsProvider final : public CredentialsProvider {
 // EC2 instance metadata, IMDSv2 only: PUT /latest/api/token, then GET the role name and the
 // role's credentials with the token. Endpoint http://169.254.169.254 (http://[fd00:ec2::254] with
 // AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides);
-// NOT_FOUND when AWS_EC2_METADATA_DISABLED=true. The session token is cached until a minute
-// before its TTL ends. Credentials that IMDS hands back already inside the refresh window get a
-// local expiry pushed 15 minutes out (botocore's "static stability"), so a degraded IMDS does not
-// stop the plugin.
+// NOT_FOUND when AWS_EC2_METADATA_DISABLED=true (both variables compared case-insensitively, as
+// botocore does). The session token is cached until a minute before its TTL ends; one that IMDS
+// rejects (401) is replaced once and the request sent again. Credentials that IMDS hands back
+// already inside the refresh window get a local expiry pushed 15 minutes out (botocore's "static
+// stability"), so a degraded IMDS does not stop the plugin.
 class ImdsCredentialsProvider final : public CredentialsProvider {
  public:
   ImdsCredentialsProvider(EnvLookup env, HttpClient* http, const Clock* clock)

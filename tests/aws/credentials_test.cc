@@ -1,5 +1,6 @@
 // The AWS credential chain: each provider with an injected environment, temp files and a fake
 // HTTP client; the chain's order and stickiness; the refreshing cache driven by a FakeClock.
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -412,6 +413,33 @@ TEST_F(ImdsCredentialsProviderTest, ReusesTheSessionTokenUntilShortlyBeforeItsTt
   EXPECT_EQ(http.requests()[5].method, "PUT");
 }
 
+// A cached IMDSv2 session token that IMDS no longer accepts (401: IMDS restarted, token revoked)
+// is not a refusal of the instance role: a new token is fetched and the request sent again.
+TEST_F(ImdsCredentialsProviderTest, ARejectedSessionTokenIsReplacedAndTheRequestRetried) {
+  std::atomic<bool> restarted{false};
+  FakeHttpClient http([&](const RecordedRequest& r) -> absl::StatusOr<HttpResponse> {
+    const std::string valid = restarted ? "imds-session-token-2" : "imds-session-token";
+    if (r.method == "PUT") return MakeResponse(200, valid);
+    if (r.Header("x-aws-ec2-metadata-token") != valid) return MakeResponse(401, "");
+    RecordedRequest as_first = r;
+    for (HttpHeader& h : as_first.headers) {
+      if (h.name == "X-aws-ec2-metadata-token") h.value = "imds-session-token";
+    }
+    return Imds(as_first);
+  });
+  ImdsCredentialsProvider p(MapEnv({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9"}}),
+                            &http, &clock_);
+  ASSERT_THAT(p.Fetch(kCtx), IsOk());
+  restarted = true;
+  absl::StatusOr<AwsCredentials> c = p.Fetch(kCtx);
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->access_key_id, "ASIAIMDS");
+  std::vector<RecordedRequest> reqs = http.requests();
+  // PUT, GET, GET; then GET (401), PUT, GET, GET.
+  ASSERT_EQ(reqs.size(), 7u);
+  EXPECT_EQ(reqs[4].method, "PUT");
+}
+
 TEST_F(ImdsCredentialsProviderTest, CredentialsAlreadyNearExpiryGetALocalExtension) {
   FakeHttpClient http(&Imds);
   clock_.Set(absl::FromUnixSeconds(1700006000));  // 23:53:20, 6m40s before they expire.
@@ -427,6 +455,20 @@ TEST_F(ImdsCredentialsProviderTest, DisabledIsNotFoundWithoutAnyRequest) {
   ImdsCredentialsProvider p(MapEnv({{"AWS_EC2_METADATA_DISABLED", "true"}}), &http, &clock_);
   EXPECT_THAT(p.Fetch(kCtx), StatusIs(absl::StatusCode::kNotFound));
   EXPECT_TRUE(http.requests().empty());
+}
+
+// botocore compares AWS_EC2_METADATA_DISABLED and AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE
+// case-insensitively ("True" disables IMDS, "ipv6" selects the IPv6 endpoint).
+TEST_F(ImdsCredentialsProviderTest, DisabledAndEndpointModeAreCaseInsensitive) {
+  FakeHttpClient http([](const RecordedRequest&) { return MakeResponse(404, ""); });
+  ImdsCredentialsProvider disabled(MapEnv({{"AWS_EC2_METADATA_DISABLED", "True"}}), &http, &clock_);
+  EXPECT_THAT(disabled.Fetch(kCtx), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_TRUE(http.requests().empty());
+  ImdsCredentialsProvider ipv6(MapEnv({{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "ipv6"}}), &http,
+                               &clock_);
+  EXPECT_THAT(ipv6.Fetch(kCtx), Not(IsOk()));
+  ASSERT_EQ(http.requests().size(), 1u);
+  EXPECT_EQ(http.requests()[0].url, "http://[fd00:ec2::254]/latest/api/token");
 }
 
 // ---------------------------------------------------------------------------------------------

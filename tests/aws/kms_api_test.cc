@@ -206,6 +206,59 @@ TEST_F(KmsApiTest, ExpiredTokenTwiceIsUnauthenticated) {
   EXPECT_EQ(http.requests().size(), 2u);
 }
 
+// remote-kms-apis.md §2.6: UnrecognizedClientException (temporary credentials revoked or replaced
+// under us) forces one credential refresh and one retry, like ExpiredTokenException.
+TEST_F(KmsApiTest, UnrecognizedClientRefreshesCredentialsOnceAndRetries) {
+  FakeHttpClient http([](const RecordedRequest& r) {
+    return r.Header("x-amz-security-token") == "session-token-1"
+               ? KmsError(400, "com.amazon.coral.service#UnrecognizedClientException",
+                          "The security token included in the request is invalid.")
+               : MakeResponse(200, "{}");
+  });
+  auto api = MakeApi(&http, /*max_attempts=*/1);
+  EXPECT_THAT(api->Call("Decrypt", body_, Ctx()), IsOk());
+  EXPECT_EQ(creds_.invalidations.load(), 1);
+  EXPECT_EQ(http.requests().size(), 2u);
+}
+
+TEST_F(KmsApiTest, UnrecognizedClientTwiceIsUnauthenticated) {
+  FakeHttpClient http(
+      [](const RecordedRequest&) { return KmsError(400, "UnrecognizedClientException"); });
+  auto api = MakeApi(&http);
+  EXPECT_THAT(api->Call("Encrypt", body_, Ctx()), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_EQ(http.requests().size(), 2u);
+}
+
+// RotateKeyOnDemand is not idempotent (each call that lands creates key material, at most 25 per
+// key): after a failure that may have happened after AWS acted (5xx, dropped connection) it is not
+// sent again; a throttled call was refused before AWS acted and is retried.
+TEST_F(KmsApiTest, RotateKeyOnDemandIsNotRetriedAfterAServerErrorOrAConnectionFailure) {
+  FakeHttpClient server_error(
+      [](const RecordedRequest&) { return KmsError(500, "KMSInternalException"); });
+  auto api = MakeApi(&server_error);
+  EXPECT_THAT(api->Call("RotateKeyOnDemand", body_, Ctx()),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("KMSInternalException")));
+  EXPECT_EQ(server_error.requests().size(), 1u);
+
+  FakeHttpClient dropped([](const RecordedRequest&) -> absl::StatusOr<HttpResponse> {
+    return absl::UnavailableError("Connection reset by peer");
+  });
+  auto api2 = MakeApi(&dropped);
+  EXPECT_THAT(api2->Call("RotateKeyOnDemand", body_, Ctx()),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(dropped.requests().size(), 1u);
+}
+
+TEST_F(KmsApiTest, ThrottledRotateKeyOnDemandIsRetried) {
+  std::atomic<int> n{0};
+  FakeHttpClient http([&](const RecordedRequest&) {
+    return ++n < 2 ? KmsError(400, "ThrottlingException") : MakeResponse(200, "{}");
+  });
+  auto api = MakeApi(&http);
+  EXPECT_THAT(api->Call("RotateKeyOnDemand", body_, Ctx()), IsOk());
+  EXPECT_EQ(http.requests().size(), 2u);
+}
+
 TEST_F(KmsApiTest, APassedDeadlineIsDeadlineExceededWithoutARequest) {
   FakeHttpClient http([](const RecordedRequest&) { return MakeResponse(200, "{}"); });
   auto api = MakeApi(&http);
