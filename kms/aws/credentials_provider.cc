@@ -1,7 +1,10 @@
 #include "kms/aws/credentials_provider.h"
 
-#include <fstream>
-#include <sstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "base/status.h"
 #include "fmt/format.h"
@@ -27,16 +30,35 @@ std::optional<std::string> NonEmpty(const EnvLookup& env, std::string_view name)
   return v;
 }
 
-// Reads a whole file; NOT_FOUND when it does not exist or cannot be opened.
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(fmt::format("cannot open {}", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+}  // namespace
+
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(fmt::format("cannot open {}", path));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size > (1 << 20)) {
+    close(fd);
+    return absl::InvalidArgumentError(fmt::format("{} is not a readable file of at most 1 MiB", path));
+  }
+  std::string out(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(fd);
+  // A file that shrank meanwhile: keep what was read (resize never reallocates when shrinking).
+  out.resize(got);
+  return out;
 }
 
-}  // namespace
+void WipeSections(IniSections& sections) {
+  for (auto& [name, kv] : sections) {
+    for (auto& [k, v] : kv) WipeString(v);
+  }
+}
 
 absl::StatusOr<AwsCredentials> EnvCredentialsProvider::Fetch(const CallContext& ctx) {
   std::optional<std::string> akid = NonEmpty(env_, "AWS_ACCESS_KEY_ID");
@@ -125,7 +147,7 @@ SharedFilesConfig SharedFilesConfig::FromEnv(const EnvLookup& env) {
 
 absl::StatusOr<AwsCredentials> ProfileCredentialsProvider::Fetch(const CallContext& ctx) {
   const std::string& path = config_file_ ? files_.config_file : files_.credentials_file;
-  absl::StatusOr<std::string> text = ReadFile(path);
+  absl::StatusOr<std::string> text = ReadSecretFile(path);
   if (!text.ok()) return text.status();
   IniSections sections = ParseAwsIni(*text, config_file_);
   WipeString(*text);

@@ -45,6 +45,14 @@ class EnvCredentialsProvider final : public CredentialsProvider {
 // One parsed INI file: section name -> key -> value. Config-file sections are stored under the
 // profile name ("[profile prod]" -> "prod"; "[default]" -> "default").
 using IniSections = std::map<std::string, std::map<std::string, std::string>>;
+
+// Reads a whole (small, at most 1 MiB) file into one buffer with no intermediate copies, so the
+// caller can wipe it: credentials files and token files hold secrets. NOT_FOUND when it cannot be
+// opened; INVALID_ARGUMENT when it is larger than 1 MiB.
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path);
+
+// Wipes every value of `sections` (they may hold secret keys and session tokens).
+void WipeSections(IniSections& sections);
 // Parses AWS's INI dialect. `config_style` strips the "profile " prefix of section names.
 IniSections ParseAwsIni(std::string_view text, bool config_style);
 

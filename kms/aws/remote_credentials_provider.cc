@@ -1,9 +1,8 @@
 #include "kms/aws/remote_credentials_provider.h"
 
 #include <cctype>
-#include <fstream>
-#include <sstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "base/status.h"
 #include "fmt/format.h"
 #include "kms/aws/sigv4.h"
@@ -26,13 +25,11 @@ std::string AsciiLower(std::string s) {
 
 // Reads a token file into SecretBytes, trimming trailing whitespace.
 absl::StatusOr<SecretBytes> ReadTokenFile(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  absl::StatusOr<std::string> read = ReadSecretFile(path);
+  if (!read.ok()) {
     return absl::UnauthenticatedError(fmt::format("{} token file {} cannot be read", what, path));
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text = std::move(*read);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
     text.pop_back();
   }
@@ -189,11 +186,11 @@ absl::StatusOr<AwsCredentials> WebIdentityCredentialsProvider::Fetch(const CallC
   if (!role_arn || !token_file) {
     // The selected profile of the config file may configure it instead.
     SharedFilesConfig files = SharedFilesConfig::FromEnv(env_);
-    std::ifstream in(files.config_file, std::ios::binary);
-    if (in) {
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      IniSections sections = ParseAwsIni(ss.str(), /*config_style=*/true);
+    absl::StatusOr<std::string> text = ReadSecretFile(files.config_file);
+    if (text.ok()) {
+      IniSections sections = ParseAwsIni(*text, /*config_style=*/true);
+      WipeString(*text);
+      absl::Cleanup wipe_sections = [&sections] { WipeSections(sections); };
       auto it = sections.find(files.profile);
       if (it != sections.end() && it->second.count("role_arn") > 0 &&
           it->second.count("web_identity_token_file") > 0) {
