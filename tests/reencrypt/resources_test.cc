@@ -4,6 +4,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/matchers.h"
+#include "tests/reencrypt/in_memory_etcd.h"
 
 namespace kmsplugin::reencrypt {
 namespace {
@@ -24,6 +25,30 @@ TEST_F(ResourcesTest, BuiltInResourcesUseTheApiserversHistoricalPaths) {
   EXPECT_EQ(EtcdPathFor(GroupResource::Parse("events.events.k8s.io")), "events");
   EXPECT_EQ(EtcdPathFor(GroupResource::Parse("customresourcedefinitions.apiextensions.k8s.io")),
             "apiextensions.k8s.io/customresourcedefinitions");
+}
+
+TEST_F(ResourcesTest, NewerBuiltInsInDottedGroupsUseThePlainPlural) {
+  // The apiserver's default etcd prefix of a built-in is its plural, whatever its group; only
+  // custom (and aggregated) resources live under "<group>/<plural>".
+  EXPECT_EQ(EtcdPathFor(GroupResource::Parse("ipaddresses.networking.k8s.io")), "ipaddresses");
+  EXPECT_EQ(EtcdPathFor(GroupResource::Parse("servicecidrs.networking.k8s.io")), "servicecidrs");
+  EXPECT_EQ(EtcdPathFor(GroupResource::Parse("resourceclaims.resource.k8s.io")), "resourceclaims");
+  EXPECT_EQ(EtcdPathFor(GroupResource::Parse("volumeattributesclasses.storage.k8s.io")),
+            "volumeattributesclasses");
+}
+
+TEST_F(ResourcesTest, DiscoveryKeepsTheGroupOfNewerBuiltIns) {
+  // Discovered under the wrong (core) group, /registry/ipaddresses would be matched by a '*.'
+  // rule and encrypted, while the apiserver reads it as ipaddresses.networking.k8s.io.
+  testing::InMemoryEtcd etcd;
+  ASSERT_THAT(etcd.Put("/registry/ipaddresses/10.96.0.1", "v", 0), IsOk());
+  ASSERT_THAT(etcd.Put("/registry/secrets/ns/a", "v", 0), IsOk());
+  auto found = DiscoverResources(&etcd, "/registry");
+  ASSERT_THAT(found, IsOk());
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[0].resource.ToString(), "ipaddresses.networking.k8s.io");
+  EXPECT_EQ((*found)[0].key_prefix, "/registry/ipaddresses/");
+  EXPECT_EQ((*found)[1].resource.ToString(), "secrets");
 }
 
 TEST_F(ResourcesTest, CustomResourcesLiveUnderGroupSlashPlural) {

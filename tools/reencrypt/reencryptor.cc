@@ -155,6 +155,12 @@ class RunState {
     for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
       ValueOrigin origin = chain.Classify(kv.value);
       bool current = chain.IsCurrent(origin);
+      if (current && chain.ClaimedByLaterProvider(kv.value, origin)) {
+        // Overlapping prefixes (§4.1): current only if the first provider really reads it. Only
+        // aescbc/aesgcm/secretbox prefixes overlap in practice, so this decrypt is local (also in
+        // a scan).
+        current = chain.transformers().front()->Decrypt(kv.key, kv.value).ok();
+      }
       if (attempt == 1) Count(resource, origin, current);
       if (options_.scan_only) return;
       if (current) {

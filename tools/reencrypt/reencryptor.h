@@ -30,7 +30,7 @@ namespace kmsplugin::reencrypt {
 
 struct ReencryptOptions {
   bool dry_run = false;     // do everything but the etcd write
-  bool scan_only = false;   // only classify and count; no KMS Encrypt, no decrypt, no write
+  bool scan_only = false;   // only classify and count; no KMS Encrypt or Decrypt, no write
   int concurrency = 4;      // worker threads, >= 1
   double rate = 0;          // max objects per second over all workers; 0 = unlimited
   int64_t page_size = 500;  // keys per Range page

@@ -68,6 +68,21 @@ constexpr BuiltIn kBuiltIns[] = {
     {"customresourcedefinitions", "apiextensions.k8s.io",
      "apiextensions.k8s.io/customresourcedefinitions"},
     {"apiservices", "apiregistration.k8s.io", "apiregistration.k8s.io/apiservices"},
+    // Newer built-ins: the default prefix (the plural) even though the group has dots.
+    {"ipaddresses", "networking.k8s.io", "ipaddresses"},
+    {"servicecidrs", "networking.k8s.io", "servicecidrs"},
+    {"volumeattributesclasses", "storage.k8s.io", "volumeattributesclasses"},
+    {"mutatingadmissionpolicies", "admissionregistration.k8s.io", "mutatingadmissionpolicies"},
+    {"mutatingadmissionpolicybindings", "admissionregistration.k8s.io",
+     "mutatingadmissionpolicybindings"},
+    {"clustertrustbundles", "certificates.k8s.io", "clustertrustbundles"},
+    {"leasecandidates", "coordination.k8s.io", "leasecandidates"},
+    {"storageversions", "internal.apiserver.k8s.io", "storageversions"},
+    {"storageversionmigrations", "storagemigration.k8s.io", "storageversionmigrations"},
+    {"deviceclasses", "resource.k8s.io", "deviceclasses"},
+    {"resourceclaims", "resource.k8s.io", "resourceclaims"},
+    {"resourceclaimtemplates", "resource.k8s.io", "resourceclaimtemplates"},
+    {"resourceslices", "resource.k8s.io", "resourceslices"},
 };
 
 std::string NormalizePrefix(std::string_view etcd_prefix) {

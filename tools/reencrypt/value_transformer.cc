@@ -1,5 +1,7 @@
 #include "tools/reencrypt/value_transformer.h"
 
+#include <algorithm>
+
 #include "absl/synchronization/mutex.h"
 #include "base/status.h"
 #include "crypto/aes_cbc.h"
@@ -442,6 +444,19 @@ ValueOrigin ProviderChain::Classify(std::string_view value) const {
 
 bool ProviderChain::IsCurrent(const ValueOrigin& origin) const {
   return origin.provider_index == 0 && transformers_[0]->IsCurrent(origin);
+}
+
+bool ProviderChain::ClaimedByLaterProvider(std::string_view value,
+                                           const ValueOrigin& origin) const {
+  for (size_t i = static_cast<size_t>(std::max(origin.provider_index, 0)) + 1;
+       i < transformers_.size(); ++i) {
+    // The same provider listed twice is no ambiguity (and a KMS one would cost a plugin call).
+    if (origin.provider_index >= 0 && transformers_[i] == transformers_[origin.provider_index])
+      continue;
+    ValueOrigin o;
+    if (transformers_[i]->Claims(value, &o)) return true;
+  }
+  return false;
 }
 
 absl::StatusOr<SecretBytes> ProviderChain::Decrypt(std::string_view etcd_key,

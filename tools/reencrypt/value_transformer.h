@@ -76,6 +76,10 @@ class ProviderChain {
   ValueOrigin Classify(std::string_view value) const;
   // True when the value is what the first provider would write now (no rewrite needed).
   bool IsCurrent(const ValueOrigin& origin) const;
+  // True when a provider after the one Classify picked also claims `value`: overlapping prefixes
+  // are legal (two aescbc blocks that both name a key "key1", §4.1), so the prefix alone does not
+  // tell which provider wrote the value; only a decrypt does.
+  bool ClaimedByLaterProvider(std::string_view value, const ValueOrigin& origin) const;
   // Tries every provider that claims the value, in order; the first success wins.
   // INVALID_ARGUMENT "no matching prefix" when none claims it; otherwise the last failure.
   absl::StatusOr<SecretBytes> Decrypt(std::string_view etcd_key, std::string_view value) const;
