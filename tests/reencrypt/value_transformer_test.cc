@@ -18,6 +18,7 @@ namespace {
 using ::kmsplugin::testing::IsOk;
 using ::kmsplugin::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kEtcdKey[] = "/registry/secrets/default/db";
 const std::string kKeyA(32, 'a');
@@ -26,8 +27,10 @@ const std::string kKeyB(32, 'b');
 // In-process KMS v2 client with the fake plugin's base64 scheme.
 class Base64KmsV2Client final : public KmsV2Client {
  public:
-  Base64KmsV2Client(std::string key_id, std::atomic<int>* decrypts)
-      : key_id_(std::move(key_id)), decrypts_(decrypts) {}
+  // `lies` (may be null): when true, Decrypt returns other bytes than were wrapped.
+  Base64KmsV2Client(std::string key_id, std::atomic<int>* decrypts,
+                    std::atomic<bool>* lies = nullptr)
+      : key_id_(std::move(key_id)), decrypts_(decrypts), lies_(lies) {}
   absl::StatusOr<KmsV2Status> Status() override { return KmsV2Status{"v2", "ok", key_id_}; }
   absl::StatusOr<KmsV2EncryptResult> Encrypt(const SecretBytes& pt, std::string_view uid) override {
     if (uid.empty()) return absl::InvalidArgumentError("uid");
@@ -40,12 +43,15 @@ class Base64KmsV2Client final : public KmsV2Client {
                                       std::string_view uid) override {
     if (uid.empty()) return absl::InvalidArgumentError("uid");
     ++*decrypts_;
-    return Base64DecodeSecret(ct);
+    auto pt = Base64DecodeSecret(ct);
+    if (pt.ok() && lies_ != nullptr && *lies_ && !pt->empty()) pt->MutableData()[0] ^= 1;
+    return pt;
   }
 
  private:
   std::string key_id_;
   std::atomic<int>* decrypts_;
+  std::atomic<bool>* lies_;
 };
 
 class Base64KmsV1Client final : public KmsV1Client {
@@ -90,7 +96,7 @@ resources:
     KmsClientFactory factory;
     factory.v2 = [this](std::string_view,
                         absl::Duration) -> absl::StatusOr<std::unique_ptr<KmsV2Client>> {
-      return std::make_unique<Base64KmsV2Client>("2", &kms_decrypts_);
+      return std::make_unique<Base64KmsV2Client>("2", &kms_decrypts_, &kms_lies_);
     };
     factory.v1 = [](std::string_view,
                     absl::Duration) -> absl::StatusOr<std::unique_ptr<KmsV1Client>> {
@@ -105,6 +111,7 @@ resources:
 
   std::string Plain() { return testing::MakePlaintext("db", 300); }
 
+  std::atomic<bool> kms_lies_{false};
   std::unique_ptr<EncryptionConfig> config_;
   std::unique_ptr<TransformerSet> set_;
   const ProviderChain* chain_ = nullptr;
@@ -162,7 +169,10 @@ TEST_F(ValueTransformerTest, EncryptWritesType1UnderTheStatusKeyIdAndIsCurrent) 
   EXPECT_EQ(decoded->plaintext, pt);
 }
 
-TEST_F(ValueTransformerTest, OneSeedServesTheWholeRunWithoutPluginDecrypts) {
+TEST_F(ValueTransformerTest, OneSeedServesTheWholeRunWithOnlyTheWrapCheckDecrypt) {
+  // PrepareForWrite (in SetUp) made exactly one plugin Decrypt: the check that the plugin can
+  // unwrap the seed it wrapped. Writing and reading back 20 objects adds none.
+  EXPECT_EQ(kms_decrypts_.load(), 1);
   std::string first_source;
   for (int i = 0; i < 20; ++i) {
     std::string key = std::string(kEtcdKey) + std::to_string(i);
@@ -176,7 +186,26 @@ TEST_F(ValueTransformerTest, OneSeedServesTheWholeRunWithoutPluginDecrypts) {
     EXPECT_EQ(obj->encrypted_dek_source, first_source);
     ASSERT_THAT(chain_->Decrypt(key, *value), IsOk());
   }
-  EXPECT_EQ(kms_decrypts_.load(), 0) << "the run's own seed must come from the cache";
+  EXPECT_EQ(kms_decrypts_.load(), 1) << "the run's own seed must come from the cache";
+}
+
+TEST_F(ValueTransformerTest, PrepareForWriteRefusesAPluginThatCannotUnwrapItsOwnSeed) {
+  kms_lies_ = true;
+  KmsClientFactory factory;
+  factory.v2 = [this](std::string_view,
+                      absl::Duration) -> absl::StatusOr<std::unique_ptr<KmsV2Client>> {
+    return std::make_unique<Base64KmsV2Client>("2", &kms_decrypts_, &kms_lies_);
+  };
+  factory.v1 = [](std::string_view,
+                  absl::Duration) -> absl::StatusOr<std::unique_ptr<KmsV1Client>> {
+    return std::make_unique<Base64KmsV1Client>();
+  };
+  auto set = TransformerSet::Create(*config_, factory);
+  ASSERT_THAT(set, IsOk());
+  auto& chain = (*set)->ChainFor(GroupResource::Parse("secrets"));
+  EXPECT_THAT(chain.transformers().front()->PrepareForWrite(),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("freshly wrapped seed")));
+  EXPECT_THAT(chain.Encrypt(kEtcdKey, SecretBytes::CopyFrom("x")), Not(IsOk()));
 }
 
 TEST_F(ValueTransformerTest, MovedValueFailsUnderAnotherKeyForAeadFormats) {

@@ -275,6 +275,22 @@ class KmsV2Transformer final : public ValueTransformer {
     KMSP_RETURN_IF_ERROR(Annotate(ValidateEncryptedObject(tmpl),
                                   fmt::format("KMS v2 provider {}: Encrypt response", name_)));
     tmpl.encrypted_data.clear();
+    // Prove the plugin can unwrap what it just wrapped before any object depends on it: the
+    // apiserver will have to, and a seed nobody can unwrap would make every rewrite unreadable.
+    KMSP_ASSIGN_OR_RETURN(std::string check_uid, RandomUuid());
+    decrypt_calls_.fetch_add(1, std::memory_order_relaxed);
+    absl::StatusOr<SecretBytes> unwrapped = client_->Decrypt(
+        tmpl.encrypted_dek_source, tmpl.key_id, tmpl.annotations, check_uid);
+    if (!unwrapped.ok()) {
+      return Annotate(unwrapped.status(),
+                      fmt::format("KMS v2 provider {}: Decrypt of the freshly wrapped seed", name_));
+    }
+    if (!unwrapped->ConstantTimeEquals(seed)) {
+      return absl::DataLossError(fmt::format(
+          "KMS v2 provider {}: Decrypt of the freshly wrapped seed returned other bytes; refusing "
+          "to write anything under it",
+          name_));
+    }
     absl::MutexLock lock(&mu_);
     if (wrapped.key_id != status_key_id_) {
       return absl::FailedPreconditionError(fmt::format(
