@@ -268,3 +268,20 @@ TEST_F(ValueTransformerTest, EncryptFailsBeforePrepare) {
 
 }  // namespace
 }  // namespace kmsplugin::reencrypt
+
+namespace kmsplugin::reencrypt {
+namespace {
+
+TEST_F(ValueTransformerTest, UnclaimedValueIsDescribedWithoutRawBytes) {
+  std::string value = std::string("k8s:enc:kms:v2:na\x01me:") + std::string("\xff\xfe\x00\x7f", 4);
+  ValueOrigin o = chain_->Classify(value);
+  for (char c : o.prefix + o.provider + o.key_id) {
+    EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "raw byte in the description";
+  }
+  std::string short_value = std::string("k8s:enc:\x01\x02\xff", 11);
+  ValueOrigin s = chain_->Classify(short_value);
+  for (char c : s.prefix) EXPECT_TRUE(c >= 0x20 && c < 0x7f);
+}
+
+}  // namespace
+}  // namespace kmsplugin::reencrypt

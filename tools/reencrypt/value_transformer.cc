@@ -403,6 +403,13 @@ class KmsV1Transformer final : public ValueTransformer {
   std::string encrypted_dek_ ABSL_GUARDED_BY(mu_);
 };
 
+// Value bytes never reach a report: anything outside printable ASCII becomes '?', at most `max`.
+std::string Printable(std::string_view s, size_t max = 64) {
+  std::string out;
+  for (char c : s.substr(0, max)) out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  return out;
+}
+
 // Describes an encrypted value that no configured provider claims, for the inventory.
 ValueOrigin DescribeUnclaimed(std::string_view value) {
   ValueOrigin o;
@@ -418,25 +425,25 @@ ValueOrigin DescribeUnclaimed(std::string_view value) {
     if (pos == std::string_view::npos) break;
     from = pos + 1;
   }
-  o.prefix = pos == std::string_view::npos ? std::string(value.substr(0, 32))
-                                           : std::string(value.substr(0, pos + 1));
+  o.prefix = Printable(pos == std::string_view::npos ? value.substr(0, 32)
+                                                     : value.substr(0, pos + 1));
   std::string_view name, rest;
   if (SplitKmsValue(value, kKmsV2Prefix, &name, &rest)) {
-    o.provider = fmt::format("kms-v2:{}", name);
+    o.provider = fmt::format("kms-v2:{}", Printable(name));
     auto obj = ParseEncryptedObject(rest);
     if (obj.ok()) {
-      o.key_id = obj->key_id;
+      o.key_id = Printable(obj->key_id, 1024);
       o.dek_type = static_cast<int>(obj->type);
     }
   } else if (SplitKmsValue(value, kKmsV1Prefix, &name, &rest)) {
-    o.provider = fmt::format("kms-v1:{}", name);
+    o.provider = fmt::format("kms-v1:{}", Printable(name));
   } else {
     for (auto [prefix, label] : {std::pair{kAesCbcPrefix, "aescbc"},
                                  {kAesGcmPrefix, "aesgcm"},
                                  {kSecretboxPrefix, "secretbox"}}) {
       if (SplitKmsValue(value, prefix, &name, &rest)) {
         o.provider = label;
-        o.key_id = std::string(name);
+        o.key_id = Printable(name);
         return o;
       }
     }
