@@ -195,7 +195,21 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
                       attempt - 1, ToStd(last.message())));
     }
     CallContext attempt_ctx{deadline, ctx.uid};
-    KMSP_ASSIGN_OR_RETURN(AwsCredentials creds, credentials_->Fetch(attempt_ctx));
+    absl::StatusOr<AwsCredentials> fetched = credentials_->Fetch(attempt_ctx);
+    if (!fetched.ok()) {
+      // AWS refusing a web identity or role (UNAUTHENTICATED / PERMISSION_DENIED) is a refusal;
+      // a missing or unreadable credential source is a local problem, reported as an outage so
+      // it never purges the cached keys as a revocation would (NOT_FOUND counts as one).
+      absl::StatusCode code = fetched.status().code();
+      if (code != absl::StatusCode::kUnauthenticated &&
+          code != absl::StatusCode::kPermissionDenied &&
+          code != absl::StatusCode::kDeadlineExceeded) {
+        code = absl::StatusCode::kUnavailable;
+      }
+      return absl::Status(code, fmt::format("AWS KMS {}: cannot obtain AWS credentials: {}",
+                                            operation, ToStd(fetched.status().message())));
+    }
+    AwsCredentials creds = *std::move(fetched);
 
     SigV4Request to_sign;
     to_sign.method = "POST";

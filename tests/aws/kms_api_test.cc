@@ -29,6 +29,7 @@ class FixedProvider final : public CredentialsProvider {
   std::string_view Name() const override { return "fixed"; }
   absl::StatusOr<AwsCredentials> Fetch(const CallContext& ctx) override {
     ++fetches;
+    if (!fail.ok()) return fail;
     AwsCredentials c;
     c.access_key_id = "AKIDEXAMPLE";
     c.secret_access_key = SecretBytes::CopyFrom("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
@@ -38,6 +39,7 @@ class FixedProvider final : public CredentialsProvider {
   void Invalidate() override { ++invalidations; }
   std::atomic<int> fetches{0};
   std::atomic<int> invalidations{0};
+  absl::Status fail;  // Set by a test before calls start.
 };
 
 HttpResponse KmsError(int status, std::string_view type, std::string_view message = "m") {
@@ -141,6 +143,25 @@ TEST_F(KmsApiTest, SendsASignedJson11PostToTheEndpoint) {
               HasSubstr("/us-east-1/kms/aws4_request, SignedHeaders=content-type;host;x-amz-date;"
                         "x-amz-security-token;x-amz-target, Signature="));
   EXPECT_EQ(r.body, body_.Reveal());
+}
+
+TEST_F(KmsApiTest, AMissingCredentialSourceIsAnOutageNotARevocation) {
+  FakeHttpClient http([](const RecordedRequest&) { return MakeResponse(200, "{}"); });
+  auto api = MakeApi(&http);
+  for (absl::Status failure :
+       {absl::NotFoundError("no provider found credentials"),
+        absl::InvalidArgumentError("profile has only one of the two keys"),
+        absl::InternalError("broken")}) {
+    creds_.fail = failure;
+    auto r = api->Call("DescribeKey", body_, Ctx());
+    EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("credentials")));
+    EXPECT_FALSE(IsKeyRevokedError(r.status()));
+  }
+  // AWS refusing the web identity or role stays a refusal.
+  creds_.fail = absl::PermissionDeniedError("AccessDenied from STS");
+  EXPECT_THAT(api->Call("DescribeKey", body_, Ctx()),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_TRUE(http.requests().empty());
 }
 
 TEST_F(KmsApiTest, ThrottlingIsRetriedAndThenSucceeds) {
