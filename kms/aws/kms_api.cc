@@ -105,6 +105,10 @@ AwsError ClassifyKmsError(std::string_view operation, int http_status,
     e.status = absl::InvalidArgumentError(msg);
   } else if (OneOf(c, {"ValidationException", "SerializationException"})) {
     e.status = absl::InternalError(msg);
+  } else if (c == "ConflictException") {
+    e.status = absl::AbortedError(msg);  // e.g. an on-demand rotation is already running.
+  } else if (c == "UnsupportedOperationException") {
+    e.status = absl::FailedPreconditionError(msg);
   } else if (http_status >= 500 || http_status == 429 || http_status == 408) {
     e.retryable = true;
     e.status = absl::UnavailableError(msg);

@@ -78,6 +78,9 @@ TEST_F(ClassifyKmsErrorTest, CodesMapToStatusAndRetryability) {
        absl::StatusCode::kUnauthenticated, false},
       {400, "InvalidSignatureException", absl::StatusCode::kUnauthenticated, false},
       {400, "ValidationException", absl::StatusCode::kInternal, false},
+      // RotateKeyOnDemand while a rotation runs, or on a key that cannot rotate on demand.
+      {400, "ConflictException", absl::StatusCode::kAborted, false},
+      {400, "UnsupportedOperationException", absl::StatusCode::kFailedPrecondition, false},
       {400, "SomethingNew", absl::StatusCode::kUnknown, false},
   };
   for (const Case& c : cases) {
