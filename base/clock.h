@@ -3,6 +3,8 @@
 #ifndef KMSP_BASE_CLOCK_H_
 #define KMSP_BASE_CLOCK_H_
 
+#include <string>
+
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -24,6 +26,12 @@ class RealClock final : public Clock {
     return clock;
   }
 };
+
+// "2026-11-23T12:00:00Z" (UTC, seconds); "" for absl::InfinitePast() (never happened).
+inline std::string FormatRfc3339(absl::Time t) {
+  if (t == absl::InfinitePast()) return "";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
 
 }  // namespace kmsplugin
 

@@ -13,11 +13,6 @@ namespace {
 constexpr size_t kDekSize = 32;
 constexpr size_t kMaxWrappedSize = 8 * 1024;
 
-std::string Rfc3339(absl::Time t) {
-  if (t == absl::InfinitePast()) return "";
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EnvelopeService>> EnvelopeService::Create(
@@ -61,7 +56,7 @@ std::string EnvelopeService::HealthzLocked(absl::Time now) const {
   }
   if (now - last_probe_ok_ > options_.outage_window) {
     return fmt::format("unhealthy: KMS unreachable since {} (outage window {})",
-                       Rfc3339(last_probe_ok_), absl::FormatDuration(options_.outage_window));
+                       FormatRfc3339(last_probe_ok_), absl::FormatDuration(options_.outage_window));
   }
   if (current_->uses.load(std::memory_order_relaxed) >= options_.dek_max_uses) {
     return "unhealthy: the data key is used up and no new one could be wrapped";
@@ -343,11 +338,11 @@ EnvelopeReport EnvelopeService::Report() const {
   {
     absl::ReaderMutexLock lock(&mu_);
     if (current_ != nullptr) {
-      r.data_key_created = Rfc3339(current_->created);
+      r.data_key_created = FormatRfc3339(current_->created);
       r.data_key_uses = current_->uses.load();
     }
     r.kek_ids_seen = kek_ids_seen_;
-    r.last_probe = Rfc3339(last_probe_);
+    r.last_probe = FormatRfc3339(last_probe_);
     r.last_probe_result = last_probe_status_.ok() ? "ok" : last_probe_status_.ToString();
     r.kek_description = kek_description_;
   }

@@ -1,14 +1,10 @@
 #include "kms/aws/credentials_provider.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 
 #include "base/status.h"
 #include "fmt/format.h"
 #include "kms/aws/remote_credentials_provider.h"
+#include "kms/secret_file.h"
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin::aws {
@@ -32,26 +28,13 @@ std::optional<std::string> NonEmpty(const EnvLookup& env, std::string_view name)
 
 }  // namespace
 
-absl::StatusOr<std::string> ReadSecretFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(fmt::format("cannot open {}", path));
-  struct stat st;
-  if (fstat(fd, &st) != 0 || st.st_size > (1 << 20)) {
-    close(fd);
-    return absl::InvalidArgumentError(fmt::format("{} is not a readable file of at most 1 MiB", path));
+absl::StatusOr<std::string> ReadCredentialsFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadSecretFile(path);
+  // For the chain, a file that cannot be opened means "this source has nothing".
+  if (!text.ok() && text.status().code() != absl::StatusCode::kInvalidArgument) {
+    return absl::NotFoundError(std::string(ToStd(text.status().message())));
   }
-  std::string out(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < out.size()) {
-    ssize_t n = read(fd, out.data() + got, out.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  close(fd);
-  // A file that shrank meanwhile: keep what was read (resize never reallocates when shrinking).
-  out.resize(got);
-  return out;
+  return text;
 }
 
 void WipeSections(IniSections& sections) {
@@ -147,7 +130,7 @@ SharedFilesConfig SharedFilesConfig::FromEnv(const EnvLookup& env) {
 
 absl::StatusOr<AwsCredentials> ProfileCredentialsProvider::Fetch(const CallContext& ctx) {
   const std::string& path = config_file_ ? files_.config_file : files_.credentials_file;
-  absl::StatusOr<std::string> text = ReadSecretFile(path);
+  absl::StatusOr<std::string> text = ReadCredentialsFile(path);
   if (!text.ok()) return text.status();
   IniSections sections = ParseAwsIni(*text, config_file_);
   WipeString(*text);

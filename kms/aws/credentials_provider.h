@@ -46,10 +46,9 @@ class EnvCredentialsProvider final : public CredentialsProvider {
 // profile name ("[profile prod]" -> "prod"; "[default]" -> "default").
 using IniSections = std::map<std::string, std::map<std::string, std::string>>;
 
-// Reads a whole (small, at most 1 MiB) file into one buffer with no intermediate copies, so the
-// caller can wipe it: credentials files and token files hold secrets. NOT_FOUND when it cannot be
-// opened; INVALID_ARGUMENT when it is larger than 1 MiB.
-absl::StatusOr<std::string> ReadSecretFile(const std::string& path);
+// ReadSecretFile (kms/secret_file.h) for a credentials, config or token file: NOT_FOUND when it
+// cannot be opened or read (the source has nothing); INVALID_ARGUMENT when larger than 1 MiB.
+absl::StatusOr<std::string> ReadCredentialsFile(const std::string& path);
 
 // Wipes every value of `sections` (they may hold secret keys and session tokens).
 void WipeSections(IniSections& sections);

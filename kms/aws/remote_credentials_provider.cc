@@ -25,7 +25,7 @@ std::string AsciiLower(std::string s) {
 
 // Reads a token file into SecretBytes, trimming trailing whitespace.
 absl::StatusOr<SecretBytes> ReadTokenFile(const std::string& path, std::string_view what) {
-  absl::StatusOr<std::string> read = ReadSecretFile(path);
+  absl::StatusOr<std::string> read = ReadCredentialsFile(path);
   if (!read.ok()) {
     return absl::UnauthenticatedError(fmt::format("{} token file {} cannot be read", what, path));
   }
@@ -186,7 +186,7 @@ absl::StatusOr<AwsCredentials> WebIdentityCredentialsProvider::Fetch(const CallC
   if (!role_arn || !token_file) {
     // The selected profile of the config file may configure it instead.
     SharedFilesConfig files = SharedFilesConfig::FromEnv(env_);
-    absl::StatusOr<std::string> text = ReadSecretFile(files.config_file);
+    absl::StatusOr<std::string> text = ReadCredentialsFile(files.config_file);
     if (text.ok()) {
       IniSections sections = ParseAwsIni(*text, /*config_style=*/true);
       WipeString(*text);

@@ -16,6 +16,7 @@
 #include "crypto/encoding.h"
 #include "crypto/random.h"
 #include "fmt/format.h"
+#include "kms/secret_file.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -52,33 +53,6 @@ absl::StatusOr<std::string> StampOf(const std::string& path) {
   return fmt::format("{}.{}:{}:{}", st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size, st.st_ino);
 }
 
-// Reads the whole file into a string the caller must wipe.
-absl::StatusOr<std::string> ReadAll(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("cannot open keyring", path, errno);
-  absl::Cleanup closer = [fd] { close(fd); };
-  struct stat st;
-  if (fstat(fd, &st) != 0) return ErrnoStatus("cannot stat keyring", path, errno);
-  if ((st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(fmt::format(
-        "keyring {} is accessible by group or others (mode {:o}); run chmod 600 on it", path,
-        st.st_mode & 0777));
-  }
-  if (st.st_size > (1 << 20)) return absl::InvalidArgumentError("keyring file is larger than 1 MiB");
-  std::string data(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < data.size()) {
-    ssize_t n = read(fd, data.data() + got, data.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      WipeString(data);
-      return ErrnoStatus("cannot read keyring", path, n < 0 ? errno : EIO);
-    }
-    got += static_cast<size_t>(n);
-  }
-  return data;
-}
-
 bool IsLowerHex(std::string_view s) {
   for (char c : s) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
@@ -87,7 +61,15 @@ bool IsLowerHex(std::string_view s) {
 }
 
 absl::StatusOr<KeyringFile> ParseKeyringFile(const std::string& path) {
-  KMSP_ASSIGN_OR_RETURN(std::string text, ReadAll(path));
+  absl::StatusOr<std::string> read = ReadSecretFile(path, /*owner_only=*/true);
+  if (!read.ok()) {
+    // A keyring that cannot be read is an outage of this backend, not a missing key.
+    if (read.status().code() == absl::StatusCode::kNotFound) {
+      return absl::UnavailableError(std::string(ToStd(read.status().message())));
+    }
+    return read.status();
+  }
+  std::string text = std::move(*read);
   absl::Cleanup wipe_text = [&text] { WipeString(text); };
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   // Wipes every material string held by the json document, whatever happens below.
@@ -227,11 +209,9 @@ class FileLock {
   int fd_;
 };
 
-std::string Rfc3339(absl::Time t) { return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone()); }
-
 absl::StatusOr<Entry> NewEntry(uint32_t version, const Clock* clock) {
   KMSP_ASSIGN_OR_RETURN(SecretBytes material, RandomSecret(kKekSize));
-  return Entry{version, Rfc3339(clock->Now()), std::move(material)};
+  return Entry{version, FormatRfc3339(clock->Now()), std::move(material)};
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include "absl/synchronization/mutex.h"
 #include "base/status.h"
 #include "fmt/format.h"
+#include "plugin/channel.h"
+#include "plugin/server.h"
 #include "proto/kmsv2/api.grpc.pb.h"
 #include "tools/reencrypt/kms_client.h"
 #include "tools/reencrypt/kmsv1/api.grpc.pb.h"
@@ -21,12 +23,6 @@ absl::Status FromGrpc(const grpc::Status& s, std::string_view endpoint, std::str
       ToAbsl(fmt::format("KMS plugin {} {}: {}", endpoint, method, s.error_message())));
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
-  grpc::ChannelArguments args;
-  args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-}
-
 void PrepareContext(grpc::ClientContext* ctx, absl::Duration timeout) {
   ctx->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));
   ctx->set_wait_for_ready(true);
@@ -34,9 +30,10 @@ void PrepareContext(grpc::ClientContext* ctx, absl::Duration timeout) {
 
 class GrpcKmsV2Client final : public KmsV2Client {
  public:
-  GrpcKmsV2Client(std::string endpoint, const std::string& target, absl::Duration timeout)
+  GrpcKmsV2Client(std::string endpoint, std::shared_ptr<grpc::Channel> channel,
+                  absl::Duration timeout)
       : endpoint_(std::move(endpoint)),
-        stub_(v2::KeyManagementService::NewStub(MakeChannel(target))),
+        stub_(v2::KeyManagementService::NewStub(std::move(channel))),
         timeout_(timeout) {}
 
   absl::StatusOr<KmsV2Status> Status() override {
@@ -91,9 +88,10 @@ constexpr char kV1Version[] = "v1beta1";
 
 class GrpcKmsV1Client final : public KmsV1Client {
  public:
-  GrpcKmsV1Client(std::string endpoint, const std::string& target, absl::Duration timeout)
+  GrpcKmsV1Client(std::string endpoint, std::shared_ptr<grpc::Channel> channel,
+                  absl::Duration timeout)
       : endpoint_(std::move(endpoint)),
-        stub_(v1beta1::KeyManagementService::NewStub(MakeChannel(target))),
+        stub_(v1beta1::KeyManagementService::NewStub(std::move(channel))),
         timeout_(timeout) {}
 
   absl::StatusOr<std::string> Encrypt(const SecretBytes& plaintext) override {
@@ -151,36 +149,32 @@ class GrpcKmsV1Client final : public KmsV1Client {
 }  // namespace
 
 absl::StatusOr<std::string> KmsEndpointToGrpcTarget(std::string_view endpoint) {
+  // The apiserver requires the unix:// scheme; the rest is the plugin's own address syntax.
   constexpr std::string_view kScheme = "unix://";
   if (endpoint.substr(0, kScheme.size()) != kScheme) {
     return absl::InvalidArgumentError(
         fmt::format("KMS endpoint \"{}\" must use the unix:// scheme", endpoint));
   }
-  std::string_view path = endpoint.substr(kScheme.size());
-  if (path.empty() || path == "/" || path == "/@") {
-    return absl::InvalidArgumentError(fmt::format("KMS endpoint \"{}\" has no path", endpoint));
-  }
-  // "unix:///@name" is the Linux abstract socket "\0name" (kmsv2-contract.md §1.3).
-  if (path.substr(0, 2) == "/@") return fmt::format("unix-abstract:{}", path.substr(2));
-  if (path.front() != '/') {
-    return absl::InvalidArgumentError(
-        fmt::format("KMS endpoint \"{}\" must be an absolute path (unix:///path)", endpoint));
-  }
-  return fmt::format("unix://{}", path);
+  KMSP_ASSIGN_OR_RETURN(ListenAddress address, ParseListenAddress(endpoint));
+  return address.grpc_uri;
 }
 
 absl::StatusOr<std::unique_ptr<KmsV2Client>> CreateGrpcKmsV2Client(std::string_view endpoint,
                                                                    absl::Duration timeout) {
-  KMSP_ASSIGN_OR_RETURN(std::string target, KmsEndpointToGrpcTarget(endpoint));
+  KMSP_RETURN_IF_ERROR(KmsEndpointToGrpcTarget(endpoint).status());
   if (timeout <= absl::ZeroDuration()) return absl::InvalidArgumentError("KMS timeout must be > 0");
-  return std::unique_ptr<KmsV2Client>(new GrpcKmsV2Client(std::string(endpoint), target, timeout));
+  KMSP_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, DialUnixSocket(endpoint));
+  return std::unique_ptr<KmsV2Client>(
+      new GrpcKmsV2Client(std::string(endpoint), std::move(channel), timeout));
 }
 
 absl::StatusOr<std::unique_ptr<KmsV1Client>> CreateGrpcKmsV1Client(std::string_view endpoint,
                                                                    absl::Duration timeout) {
-  KMSP_ASSIGN_OR_RETURN(std::string target, KmsEndpointToGrpcTarget(endpoint));
+  KMSP_RETURN_IF_ERROR(KmsEndpointToGrpcTarget(endpoint).status());
   if (timeout <= absl::ZeroDuration()) return absl::InvalidArgumentError("KMS timeout must be > 0");
-  return std::unique_ptr<KmsV1Client>(new GrpcKmsV1Client(std::string(endpoint), target, timeout));
+  KMSP_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, DialUnixSocket(endpoint));
+  return std::unique_ptr<KmsV1Client>(
+      new GrpcKmsV1Client(std::string(endpoint), std::move(channel), timeout));
 }
 
 }  // namespace kmsplugin::reencrypt

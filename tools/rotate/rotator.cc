@@ -15,10 +15,6 @@ namespace {
 
 constexpr size_t kCanarySize = 32;  // What kube-apiserver encrypts: a 32-byte seed.
 
-std::string Rfc3339(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
-}
-
 std::string Message(const absl::Status& s) { return std::string(ToStd(s.message())); }
 
 std::string ShortStatus(const absl::Status& s) {
@@ -419,7 +415,7 @@ std::string RotateResult::ToJson() const {
   j["kek_rotated"] = kek_rotated;
   j["ok"] = status.ok();
   j["elapsed_ms"] = absl::ToInt64Milliseconds(finished - started);
-  j["reencrypt_not_before"] = status.ok() ? Rfc3339(reencrypt_not_before) : "";
+  j["reencrypt_not_before"] = status.ok() ? FormatRfc3339(reencrypt_not_before) : "";
   j["error"] = status.ok() ? "" : Message(status);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -456,7 +452,7 @@ std::string NextStepAdvice(const RotateResult& result) {
       "Start it no earlier than {} (UTC): kube-apiserver notices the new key_id on its next "
       "Status poll (about 1 min) and may keep writing with its cached seed for 3 min more "
       "(kmsv2-contract.md §2.5); 5 min of buffer added.\n",
-      Rfc3339(result.reencrypt_not_before));
+      FormatRfc3339(result.reencrypt_not_before));
   out += fmt::format(
       "Keep the old KEK version until `kms-plugin reencrypt --scan …` shows no object under {}.\n",
       result.old_key_id);
