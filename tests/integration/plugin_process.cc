@@ -41,17 +41,6 @@ int PidfdOpen(pid_t pid) {
 #endif
 }
 
-ExitInfo FromWaitStatus(int ws) {
-  ExitInfo info;
-  if (WIFEXITED(ws)) {
-    info.exited = true;
-    info.code = WEXITSTATUS(ws);
-  } else if (WIFSIGNALED(ws)) {
-    info.signal = WTERMSIG(ws);
-  }
-  return info;
-}
-
 // Opens an output file for the child (O_APPEND so several writers interleave safely).
 absl::StatusOr<int> OpenOutput(const std::string& path) {
   if (path.empty()) {
@@ -138,6 +127,17 @@ absl::Status WriteFile(const std::string& path, std::string_view contents, int m
 
 // ---------------------------------------------------------------------------------------------
 // Subprocess
+
+ExitInfo ExitInfo::FromWaitStatus(int ws) {
+  ExitInfo info;
+  if (WIFEXITED(ws)) {
+    info.exited = true;
+    info.code = WEXITSTATUS(ws);
+  } else if (WIFSIGNALED(ws)) {
+    info.signal = WTERMSIG(ws);
+  }
+  return info;
+}
 
 std::string ExitInfo::ToString() const {
   if (exited) return fmt::format("exit code {}", code);
@@ -278,7 +278,7 @@ bool Subprocess::Reap(bool block) {
     r = waitpid(pid_, &ws, block ? 0 : WNOHANG);
   } while (r < 0 && errno == EINTR);
   if (r == pid_) {
-    exit_info_ = FromWaitStatus(ws);
+    exit_info_ = ExitInfo::FromWaitStatus(ws);
     return true;
   }
   if (r < 0) {  // Not our child any more (should not happen); treat as gone.

@@ -79,6 +79,8 @@ struct ExitInfo {
   int code = -1;        // WEXITSTATUS when exited
   int signal = 0;       // WTERMSIG when killed
   std::string ToString() const;
+  // From a waitpid() status.
+  static ExitInfo FromWaitStatus(int wait_status);
 };
 
 // One child process (fork + execve). stdin is /dev/null.

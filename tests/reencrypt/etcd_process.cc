@@ -277,14 +277,7 @@ absl::StatusOr<ExitInfo> PipedProcess::Wait(absl::Duration timeout) {
   int ws = 0;
   if (waitpid(pid_, &ws, 0) != pid_) return absl::InternalError("waitpid failed");
   reaped_ = true;
-  ExitInfo info;
-  if (WIFEXITED(ws)) {
-    info.exited = true;
-    info.code = WEXITSTATUS(ws);
-  } else if (WIFSIGNALED(ws)) {
-    info.signal = WTERMSIG(ws);
-  }
-  return info;
+  return ExitInfo::FromWaitStatus(ws);
 }
 
 }  // namespace kmsplugin::testing
