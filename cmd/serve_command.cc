@@ -11,6 +11,7 @@
 #include "cmd/commands.h"
 #include "cmd/flags.h"
 #include "plugin/admin_service.h"
+#include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
 #include "plugin/grpc_service.h"
 #include "plugin/health_server.h"
@@ -34,6 +35,7 @@ struct ServeFlags {
   absl::Duration kms_timeout = absl::Seconds(10);
   absl::Duration shutdown_grace = absl::Seconds(5);
   int max_threads = 16;
+  int serving_threads = 0;  // 0: DefaultServingThreads().
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -87,23 +89,18 @@ int RunServe(const ServeFlags& flags) {
                          flags.kms_timeout);
   refresher.Start();
 
-  // grpc.health.v1 on both sockets, for probes that speak gRPC.
-  grpc::EnableDefaultHealthCheckService(true);
-  KmsV2GrpcService kms_service(envelope->get(), &metrics);
+  // Backend calls made for requests (a cache-miss unwrap, a new data key, admin calls) run here,
+  // never on the serving threads.
+  BlockingPool pool(flags.max_threads);
+  KmsV2GrpcService kms_service(envelope->get(), &metrics, &pool);
+  AdminGrpcService admin_service(envelope->get(), &pool, flags.kms_timeout);
   ServerOptions server_options;
-  server_options.max_threads = flags.max_threads;
-  auto server = GrpcServer::Start(*listen, {&kms_service}, server_options);
+  server_options.serving_threads = flags.serving_threads;
+  EnvelopeService* env = envelope->get();
+  auto server = GrpcServer::Start(*listen, &kms_service, admin.ok() ? &*admin : nullptr,
+                                  admin.ok() ? &admin_service : nullptr, &pool,
+                                  [env] { return env->Status().healthz == "ok"; }, server_options);
   if (!server.ok()) return fail("cannot serve KMS v2", server.status());
-
-  AdminGrpcService admin_service(envelope->get(), flags.kms_timeout);
-  std::unique_ptr<GrpcServer> admin_server;
-  if (admin.ok()) {
-    ServerOptions admin_options;
-    admin_options.max_threads = 4;
-    auto started = GrpcServer::Start(*admin, {&admin_service}, admin_options);
-    if (!started.ok()) return fail("cannot serve the admin API", started.status());
-    admin_server = std::move(*started);
-  }
 
   std::unique_ptr<HealthServer> health;
   if (!flags.health_addr.empty()) {
@@ -127,7 +124,6 @@ int RunServe(const ServeFlags& flags) {
                  absl::FormatDuration(flags.shutdown_grace));
   }
   (*server)->Shutdown(absl::ZeroDuration());
-  if (admin_server != nullptr) admin_server->Shutdown(absl::ZeroDuration());
   refresher.Stop();
   spdlog::info("stopped");
   return 0;
@@ -171,9 +167,16 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "Consecutive probes that must report a new KEK version before key_id changes")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
-  cmd->add_option("--max-threads", flags->max_threads, "Cap on gRPC server threads")
+  cmd->add_option("--max-threads", flags->max_threads,
+                  "Cap on the threads that wait on the KMS backend (cache-miss unwraps, new data "
+                  "keys, admin calls); calls beyond it queue, none is refused")
       ->capture_default_str()
       ->check(CLI::Range(2, 1024));
+  cmd->add_option("--serving-threads", flags->serving_threads,
+                  "Threads that poll the socket and answer calls from memory (0: one per CPU, "
+                  "at most 4)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   AddDurationFlag(cmd, "--shutdown-grace", &flags->shutdown_grace,
                   "On SIGTERM, how long calls in flight may finish");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });

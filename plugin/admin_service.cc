@@ -4,9 +4,19 @@
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin {
+namespace {
 
-grpc::Status AdminGrpcService::Finish(const absl::Status& status, ReportResponse* response) {
-  EnvelopeReport r = envelope_->Report();
+using admin::v1::RefreshRequest;
+using admin::v1::ReportRequest;
+using admin::v1::ReportResponse;
+using admin::v1::RotateDataKeyRequest;
+using admin::v1::RotateKekRequest;
+using RefreshCall = UnaryCall<RefreshRequest, ReportResponse>;
+using RotateDataKeyCall = UnaryCall<RotateDataKeyRequest, ReportResponse>;
+using RotateKekCall = UnaryCall<RotateKekRequest, ReportResponse>;
+using ReportCall = UnaryCall<ReportRequest, ReportResponse>;
+
+void FillReport(const EnvelopeReport& r, ReportResponse* response) {
   response->set_version(r.status.version);
   response->set_healthz(r.status.healthz);
   response->set_key_id(r.status.key_id);
@@ -20,36 +30,78 @@ grpc::Status AdminGrpcService::Finish(const absl::Status& status, ReportResponse
   response->set_last_probe(r.last_probe);
   response->set_last_probe_result(r.last_probe_result);
   response->set_kek_description(r.kek_description);
-  return ToGrpcStatus(status);
 }
 
-grpc::Status AdminGrpcService::Refresh(grpc::ServerContext*,
-                                       const kmsplugin::admin::v1::RefreshRequest*,
-                                       ReportResponse* response) {
-  spdlog::info("admin: refresh requested");
-  return Finish(envelope_->Refresh(CallContext::WithTimeout(call_timeout_, "admin"), /*force=*/true),
-                response);
+}  // namespace
+
+struct AdminGrpcService::Methods {
+  RefreshCall::Method refresh;
+  RotateDataKeyCall::Method rotate_data_key;
+  RotateKekCall::Method rotate_kek;
+  ReportCall::Method report;
+};
+
+AdminGrpcService::AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool,
+                                   absl::Duration call_timeout)
+    : envelope_(envelope), pool_(pool), call_timeout_(call_timeout) {}
+
+AdminGrpcService::~AdminGrpcService() = default;
+
+template <typename Call, typename Action>
+void AdminGrpcService::RunAndReport(Call* call, Action action) {
+  pool_->Submit([this, call, action] {
+    absl::Status status = action(CallContext::WithTimeout(call_timeout_, "admin"));
+    FillReport(envelope_->Report(), call->response());
+    call->Finish(ToGrpcStatus(status));
+  });
 }
 
-grpc::Status AdminGrpcService::RotateDataKey(grpc::ServerContext*,
-                                             const kmsplugin::admin::v1::RotateDataKeyRequest*,
-                                             ReportResponse* response) {
-  spdlog::info("admin: data key rotation requested");
-  return Finish(envelope_->RotateDataKey(CallContext::WithTimeout(call_timeout_, "admin")),
-                response);
-}
-
-grpc::Status AdminGrpcService::RotateKek(grpc::ServerContext*,
-                                         const kmsplugin::admin::v1::RotateKekRequest*,
-                                         ReportResponse* response) {
-  spdlog::info("admin: KEK rotation requested");
-  return Finish(envelope_->RotateKek(CallContext::WithTimeout(call_timeout_, "admin")), response);
-}
-
-grpc::Status AdminGrpcService::Report(grpc::ServerContext*,
-                                      const kmsplugin::admin::v1::ReportRequest*,
-                                      ReportResponse* response) {
-  return Finish(absl::OkStatus(), response);
+void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots) {
+  auto m = std::make_unique<Methods>();
+  m->refresh = {[this](grpc::ServerContext* c, RefreshRequest* r, RefreshCall::Writer* w,
+                       grpc::ServerCompletionQueue* q,
+                       void* tag) { service_.RequestRefresh(c, r, w, q, q, tag); },
+                [this](RefreshCall* call) {
+                  spdlog::info("admin: refresh requested");
+                  RunAndReport(call, [this](const CallContext& ctx) {
+                    return envelope_->Refresh(ctx, /*force=*/true);
+                  });
+                },
+                cq};
+  m->rotate_data_key = {
+      [this](grpc::ServerContext* c, RotateDataKeyRequest* r, RotateDataKeyCall::Writer* w,
+             grpc::ServerCompletionQueue* q,
+             void* tag) { service_.RequestRotateDataKey(c, r, w, q, q, tag); },
+      [this](RotateDataKeyCall* call) {
+        spdlog::info("admin: data key rotation requested");
+        RunAndReport(call,
+                     [this](const CallContext& ctx) { return envelope_->RotateDataKey(ctx); });
+      },
+      cq};
+  m->rotate_kek = {[this](grpc::ServerContext* c, RotateKekRequest* r, RotateKekCall::Writer* w,
+                          grpc::ServerCompletionQueue* q,
+                          void* tag) { service_.RequestRotateKek(c, r, w, q, q, tag); },
+                   [this](RotateKekCall* call) {
+                     spdlog::info("admin: KEK rotation requested");
+                     RunAndReport(call, [this](const CallContext& ctx) {
+                       return envelope_->RotateKek(ctx);
+                     });
+                   },
+                   cq};
+  m->report = {[this](grpc::ServerContext* c, ReportRequest* r, ReportCall::Writer* w,
+                      grpc::ServerCompletionQueue* q,
+                      void* tag) { service_.RequestReport(c, r, w, q, q, tag); },
+               [this](ReportCall* call) {
+                 RunAndReport(call, [](const CallContext&) { return absl::OkStatus(); });
+               },
+               cq};
+  for (int i = 0; i < slots; ++i) {
+    RefreshCall::Post(&m->refresh);
+    RotateDataKeyCall::Post(&m->rotate_data_key);
+    RotateKekCall::Post(&m->rotate_kek);
+    ReportCall::Post(&m->report);
+  }
+  methods_.push_back(std::move(m));
 }
 
 }  // namespace kmsplugin

@@ -1,37 +1,46 @@
-// AdminGrpcService: kmsplugin.admin.v1.Admin (proto/admin/admin.proto) over EnvelopeService.
-// Served only on the admin socket (mode 0600), never on the apiserver's socket.
+// AdminGrpcService: kmsplugin.admin.v1.Admin (proto/admin/admin.proto) over EnvelopeService,
+// async API. Served only on the admin socket (mode 0600), never on the apiserver's socket. Every
+// admin call may reach the KMS backend, so each one runs on the BlockingPool.
 #ifndef KMSP_PLUGIN_ADMIN_SERVICE_H_
 #define KMSP_PLUGIN_ADMIN_SERVICE_H_
 
+#include <memory>
+#include <vector>
+
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "plugin/async_call.h"
+#include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
-#include "plugin/key_refresher.h"
 #include "proto/admin/admin.grpc.pb.h"
 
 namespace kmsplugin {
 
-class AdminGrpcService final : public kmsplugin::admin::v1::Admin::Service {
+class AdminGrpcService {
  public:
-  // Both must outlive the service; `call_timeout` bounds backend calls made for admin requests.
-  AdminGrpcService(EnvelopeService* envelope, absl::Duration call_timeout)
-      : envelope_(envelope), call_timeout_(call_timeout) {}
+  // All must outlive the service; `call_timeout` bounds backend calls made for admin requests.
+  AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool, absl::Duration call_timeout);
+  ~AdminGrpcService();
+
+  grpc::Service* service() { return &service_; }
+
+  // Posts `slots` outstanding requests per method on `cq` (after the server started).
+  void Start(grpc::ServerCompletionQueue* cq, int slots);
 
  private:
+  using Admin = kmsplugin::admin::v1::Admin;
   using ReportResponse = kmsplugin::admin::v1::ReportResponse;
-  grpc::Status Refresh(grpc::ServerContext*, const kmsplugin::admin::v1::RefreshRequest*,
-                       ReportResponse* response) override;
-  grpc::Status RotateDataKey(grpc::ServerContext*,
-                             const kmsplugin::admin::v1::RotateDataKeyRequest*,
-                             ReportResponse* response) override;
-  grpc::Status RotateKek(grpc::ServerContext*, const kmsplugin::admin::v1::RotateKekRequest*,
-                         ReportResponse* response) override;
-  grpc::Status Report(grpc::ServerContext*, const kmsplugin::admin::v1::ReportRequest*,
-                      ReportResponse* response) override;
+  struct Methods;
 
-  grpc::Status Finish(const absl::Status& status, ReportResponse* response);
+  // Runs `action` on the pool and answers with its status and a fresh report.
+  template <typename Call, typename Action>
+  void RunAndReport(Call* call, Action action);
 
   EnvelopeService* const envelope_;
+  BlockingPool* const pool_;
   const absl::Duration call_timeout_;
+  Admin::AsyncService service_;
+  std::vector<std::unique_ptr<Methods>> methods_;
 };
 
 }  // namespace kmsplugin

@@ -1,7 +1,7 @@
 #include "plugin/channel.h"
 
 #include "base/status.h"
-#include "plugin/server.h"
+#include "plugin/listen_address.h"
 
 namespace kmsplugin {
 

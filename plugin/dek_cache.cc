@@ -15,8 +15,18 @@ std::string DekCache::KeyFor(std::string_view key_id, std::string_view wrapped_b
   return Sha256(material);
 }
 
+std::shared_ptr<const AesGcm> DekCache::Lookup(const std::string& cache_key) {
+  absl::MutexLock lock(&mu_);
+  auto it = index_.find(cache_key);
+  if (it == index_.end()) return nullptr;
+  ++hits_;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return it->second->second;
+}
+
 absl::StatusOr<std::shared_ptr<const AesGcm>> DekCache::GetOrLoad(const std::string& cache_key,
-                                                                  const Loader& load) {
+                                                                  const Loader& load,
+                                                                  absl::Time deadline) {
   std::shared_ptr<InFlight> flight;
   bool leader = false;
   uint64_t generation = 0;
@@ -40,7 +50,10 @@ absl::StatusOr<std::shared_ptr<const AesGcm>> DekCache::GetOrLoad(const std::str
     }
   }
   if (!leader) {
-    flight->done.WaitForNotification();
+    if (!flight->done.WaitForNotificationWithDeadline(deadline)) {
+      return absl::DeadlineExceededError(
+          "deadline exceeded while waiting for another call's unwrap of the same data key");
+    }
     return flight->result;
   }
   flight->result = load();

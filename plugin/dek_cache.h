@@ -34,9 +34,16 @@ class DekCache {
   static std::string KeyFor(std::string_view key_id, std::string_view wrapped_blob);
 
   // Returns the cached key for `cache_key`, or runs `load` once for all concurrent callers of the
-  // same key and caches a success. Errors are returned to every waiter and are not cached.
-  absl::StatusOr<std::shared_ptr<const AesGcm>> GetOrLoad(const std::string& cache_key,
-                                                          const Loader& load);
+  // same key and caches a success. Errors are returned to every waiter and are not cached. A
+  // caller that waits for another's load gives up with DEADLINE_EXCEEDED at its own `deadline`
+  // (the load goes on for the others).
+  absl::StatusOr<std::shared_ptr<const AesGcm>> GetOrLoad(
+      const std::string& cache_key, const Loader& load,
+      absl::Time deadline = absl::InfiniteFuture());
+
+  // The cached key for `cache_key` (counted as a hit), or nullptr (not counted: the caller is
+  // expected to follow with GetOrLoad, which counts the miss). Never blocks on a load.
+  std::shared_ptr<const AesGcm> Lookup(const std::string& cache_key);
 
   // Inserts (or refreshes) an entry.
   void Put(const std::string& cache_key, std::shared_ptr<const AesGcm> value);

@@ -151,28 +151,90 @@ absl::StatusOr<std::shared_ptr<const EnvelopeService::DataKey>> EnvelopeService:
   return std::shared_ptr<const DataKey>(dk);
 }
 
-absl::StatusOr<EncryptResult> EnvelopeService::Encrypt(std::string_view plaintext,
-                                                      const CallContext& ctx) {
+absl::StatusOr<std::shared_ptr<const EnvelopeService::DataKey>> EnvelopeService::EncryptKey(
+    absl::Time now) const {
+  absl::ReaderMutexLock lock(&mu_);
+  if (revoked_) {
+    return absl::FailedPreconditionError(
+        "the KMS refused the KEK (disabled, deleted or access denied)");
+  }
+  if (current_ != nullptr && now - last_probe_ok_ > options_.outage_window) {
+    return absl::UnavailableError(
+        fmt::format("the KMS has been unreachable for longer than the outage window ({})",
+                    absl::FormatDuration(options_.outage_window)));
+  }
+  return current_;
+}
+
+absl::StatusOr<EncryptResult> EnvelopeService::Seal(const DataKey& dk,
+                                                    std::string_view plaintext) const {
+  KMSP_ASSIGN_OR_RETURN(std::string nonce, RandomBytes(kEnvelopeNonceSize));
+  KMSP_ASSIGN_OR_RETURN(std::string sealed, dk.aead->SealDetached(nonce, plaintext, dk.aad));
+  return EncryptResult{SerializeEnvelope(nonce, sealed), dk.key_id, dk.annotations};
+}
+
+namespace {
+
+absl::Status CheckPlaintext(std::string_view plaintext) {
   if (plaintext.empty()) return absl::InvalidArgumentError("plaintext is empty");
   if (plaintext.size() > kMaxPlaintextSize) {
     return absl::InvalidArgumentError(fmt::format(
         "plaintext is {} bytes; at most {} fit in a KMS v2 ciphertext", plaintext.size(),
         kMaxPlaintextSize));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::optional<absl::StatusOr<EncryptResult>> EnvelopeService::TryEncrypt(
+    std::string_view plaintext, bool* replacement_due) {
+  *replacement_due = false;
+  if (absl::Status s = CheckPlaintext(plaintext); !s.ok()) return absl::StatusOr<EncryptResult>(s);
   const absl::Time now = clock_->Now();
-  std::shared_ptr<const DataKey> dk;
+  absl::StatusOr<std::shared_ptr<const DataKey>> key = EncryptKey(now);
+  if (!key.ok()) return absl::StatusOr<EncryptResult>(key.status());
+  const std::shared_ptr<const DataKey>& dk = *key;
+  if (dk == nullptr) return std::nullopt;
+  if (dk->uses.fetch_add(1, std::memory_order_relaxed) >= options_.dek_max_uses) {
+    dk->uses.fetch_sub(1, std::memory_order_relaxed);
+    return std::nullopt;  // Used up: Encrypt() replaces it.
+  }
+  if (now - dk->created >= options_.dek_max_age && !replacement_scheduled_.load()) {
+    bool retry_allowed;
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      retry_allowed = now >= next_replacement_;
+    }
+    if (retry_allowed && !replacement_scheduled_.exchange(true)) *replacement_due = true;
+  }
+  return Seal(*dk, plaintext);
+}
+
+absl::Status EnvelopeService::ReplaceDueDataKey(const CallContext& ctx) {
+  absl::Status result = absl::OkStatus();
+  std::shared_ptr<const DataKey> cur;
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (revoked_) {
-      return absl::FailedPreconditionError("the KMS refused the KEK (disabled, deleted or access denied)");
-    }
-    if (current_ != nullptr && now - last_probe_ok_ > options_.outage_window) {
-      return absl::UnavailableError(
-          fmt::format("the KMS has been unreachable for longer than the outage window ({})",
-                      absl::FormatDuration(options_.outage_window)));
-    }
-    dk = current_;
+    cur = current_;
   }
+  if (cur != nullptr && DueForReplacement(*cur, clock_->Now())) {
+    auto made = ReplaceDataKey(cur, ctx, "data key due for replacement");
+    if (!made.ok()) {
+      result = made.status();
+      absl::MutexLock lock(&mu_);
+      next_replacement_ = clock_->Now() + kReplacementRetry;
+    }
+  }
+  replacement_scheduled_.store(false);
+  return result;
+}
+
+absl::StatusOr<EncryptResult> EnvelopeService::Encrypt(std::string_view plaintext,
+                                                      const CallContext& ctx) {
+  KMSP_RETURN_IF_ERROR(CheckPlaintext(plaintext));
+  const absl::Time now = clock_->Now();
+  KMSP_ASSIGN_OR_RETURN(std::shared_ptr<const DataKey> dk, EncryptKey(now));
   if (dk == nullptr) {
     auto made = ReplaceDataKey(nullptr, ctx, "first data key");
     if (!made.ok()) {
@@ -192,20 +254,17 @@ absl::StatusOr<EncryptResult> EnvelopeService::Encrypt(std::string_view plaintex
   if (dk->uses.fetch_add(1, std::memory_order_relaxed) >= options_.dek_max_uses) {
     return absl::UnavailableError("the data key is used up; retry");
   }
-  KMSP_ASSIGN_OR_RETURN(std::string nonce, RandomBytes(kEnvelopeNonceSize));
-  KMSP_ASSIGN_OR_RETURN(std::string sealed, dk->aead->SealDetached(nonce, plaintext, dk->aad));
-  return EncryptResult{SerializeEnvelope(nonce, sealed), dk->key_id, dk->annotations};
+  return Seal(*dk, plaintext);
 }
 
-absl::StatusOr<SecretBytes> EnvelopeService::Decrypt(std::string_view ciphertext,
-                                                     std::string_view key_id,
-                                                     const Annotations& annotations,
-                                                     const CallContext& ctx) {
+absl::StatusOr<std::string_view> EnvelopeService::CheckDecryptRequest(
+    std::string_view ciphertext, std::string_view key_id, const Annotations& annotations) const {
   if (key_id.empty()) return absl::InvalidArgumentError("key_id is empty");
   if (key_id.size() > kMaxKeyIdSize) {
-    return absl::InvalidArgumentError(fmt::format("key_id is {} bytes (max {})", key_id.size(), kMaxKeyIdSize));
+    return absl::InvalidArgumentError(
+        fmt::format("key_id is {} bytes (max {})", key_id.size(), kMaxKeyIdSize));
   }
-  KMSP_ASSIGN_OR_RETURN(ParsedEnvelope env, ParseEnvelope(ciphertext));
+  KMSP_RETURN_IF_ERROR(ParseEnvelope(ciphertext).status());
   auto dek_it = annotations.find(std::string(kDekAnnotation));
   if (annotations.size() != 1 || dek_it == annotations.end()) {
     return absl::InvalidArgumentError(fmt::format(
@@ -216,20 +275,59 @@ absl::StatusOr<SecretBytes> EnvelopeService::Decrypt(std::string_view ciphertext
     return absl::InvalidArgumentError(
         fmt::format("wrapped data key annotation is {} bytes", wrapped.size()));
   }
+  absl::ReaderMutexLock lock(&mu_);
+  if (revoked_) {
+    return absl::FailedPreconditionError(
+        "the KMS refused the KEK (disabled, deleted or access denied)");
+  }
+  return std::string_view(wrapped);
+}
+
+absl::StatusOr<SecretBytes> EnvelopeService::Open(const AesGcm& aead, std::string_view aad,
+                                                  std::string_view ciphertext) const {
+  KMSP_ASSIGN_OR_RETURN(ParsedEnvelope env, ParseEnvelope(ciphertext));
+  absl::StatusOr<SecretBytes> plaintext = aead.OpenDetached(env.nonce, env.ct_and_tag, aad);
+  if (!plaintext.ok()) {
+    return absl::InvalidArgumentError(
+        "ciphertext failed authentication (modified ciphertext, key_id or annotations)");
+  }
+  return plaintext;
+}
+
+std::optional<absl::StatusOr<SecretBytes>> EnvelopeService::TryDecrypt(
+    std::string_view ciphertext, std::string_view key_id, const Annotations& annotations) {
+  absl::StatusOr<std::string_view> wrapped = CheckDecryptRequest(ciphertext, key_id, annotations);
+  if (!wrapped.ok()) return absl::StatusOr<SecretBytes>(wrapped.status());
+  std::shared_ptr<const DataKey> cur;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    cur = current_;
+  }
+  if (cur != nullptr && cur->key_id == key_id && cur->wrapped == *wrapped) {
+    return Open(*cur->aead, cur->aad, ciphertext);
+  }
+  std::shared_ptr<const AesGcm> aead = cache_.Lookup(DekCache::KeyFor(key_id, *wrapped));
+  if (aead == nullptr) return std::nullopt;
+  return Open(*aead, EnvelopeAad(key_id, annotations), ciphertext);
+}
+
+absl::StatusOr<SecretBytes> EnvelopeService::Decrypt(std::string_view ciphertext,
+                                                     std::string_view key_id,
+                                                     const Annotations& annotations,
+                                                     const CallContext& ctx) {
+  KMSP_ASSIGN_OR_RETURN(std::string_view wrapped,
+                        CheckDecryptRequest(ciphertext, key_id, annotations));
   std::shared_ptr<const AesGcm> aead;
   std::string aad;
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (revoked_) {
-      return absl::FailedPreconditionError("the KMS refused the KEK (disabled, deleted or access denied)");
-    }
     if (current_ != nullptr && current_->key_id == key_id && current_->wrapped == wrapped) {
       aead = current_->aead;
       aad = current_->aad;
     }
   }
   if (aead == nullptr) {
-    WrappedKey wk{std::string(key_id), wrapped};
+    WrappedKey wk{std::string(key_id), std::string(wrapped)};
     auto loaded = cache_.GetOrLoad(
         DekCache::KeyFor(key_id, wrapped),
         [&]() -> absl::StatusOr<std::shared_ptr<const AesGcm>> {
@@ -240,7 +338,8 @@ absl::StatusOr<SecretBytes> EnvelopeService::Decrypt(std::string_view ciphertext
           }
           KMSP_ASSIGN_OR_RETURN(std::unique_ptr<AesGcm> a, AesGcm::Create(std::move(*dek)));
           return std::shared_ptr<const AesGcm>(std::move(a));
-        });
+        },
+        ctx.deadline);
     if (!loaded.ok()) {
       return Annotate(loaded.status(),
                       fmt::format("unwrapping the data key under {}", DescribeKeyId(key_id)));
@@ -248,12 +347,7 @@ absl::StatusOr<SecretBytes> EnvelopeService::Decrypt(std::string_view ciphertext
     aead = *std::move(loaded);
     aad = EnvelopeAad(key_id, annotations);
   }
-  absl::StatusOr<SecretBytes> plaintext = aead->OpenDetached(env.nonce, env.ct_and_tag, aad);
-  if (!plaintext.ok()) {
-    return absl::InvalidArgumentError(
-        "ciphertext failed authentication (modified ciphertext, key_id or annotations)");
-  }
-  return plaintext;
+  return Open(*aead, aad, ciphertext);
 }
 
 absl::Status EnvelopeService::Refresh(const CallContext& ctx, bool force) {

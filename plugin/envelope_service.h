@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -79,6 +80,9 @@ struct EnvelopeReport {
 
 class EnvelopeService {
  public:
+  // After a failed background replacement of a data key due by age, the next try waits this long.
+  static constexpr absl::Duration kReplacementRetry = absl::Seconds(5);
+
   // `kes` is owned; `clock` must outlive the service. Makes no backend call: call Refresh().
   static absl::StatusOr<std::unique_ptr<EnvelopeService>> Create(
       const EnvelopeOptions& options, std::unique_ptr<KeyEncryptionService> kes,
@@ -93,11 +97,30 @@ class EnvelopeService {
   // revoked; UNAVAILABLE when there is no usable DEK and none can be made now.
   absl::StatusOr<EncryptResult> Encrypt(std::string_view plaintext, const CallContext& ctx);
 
+  // The non-blocking path the gRPC serving threads take: Encrypt without any backend call.
+  // Returns nullopt when the call needs the backend (no data key yet, or the current one is used
+  // up); then Encrypt() must run on a thread that may block. When the data key is due for
+  // replacement by age, the call still succeeds under it and `*replacement_due` is set, for one
+  // caller at a time (and at most once per `kReplacementRetry` after a failed attempt): that
+  // caller should run ReplaceDueDataKey() off the serving thread.
+  std::optional<absl::StatusOr<EncryptResult>> TryEncrypt(std::string_view plaintext,
+                                                          bool* replacement_due);
+
+  // Replaces the data key if it is still due (see TryEncrypt); the backend's error otherwise.
+  absl::Status ReplaceDueDataKey(const CallContext& ctx);
+
   // Decrypts a ciphertext produced by Encrypt() under any KEK version the backend still holds.
   // INVALID_ARGUMENT for a malformed request or when authentication fails (a modified
   // ciphertext, key_id or annotation); the backend's code when unwrapping fails.
   absl::StatusOr<SecretBytes> Decrypt(std::string_view ciphertext, std::string_view key_id,
                                       const Annotations& annotations, const CallContext& ctx);
+
+  // The non-blocking path: Decrypt when the data key is the current one or cached. Returns
+  // nullopt when it must be unwrapped by the backend: then Decrypt() must run on a thread that
+  // may block.
+  std::optional<absl::StatusOr<SecretBytes>> TryDecrypt(std::string_view ciphertext,
+                                                        std::string_view key_id,
+                                                        const Annotations& annotations);
 
   // Probes the backend and reconciles: a new DEK when the KEK version changed (after
   // key_change_confirmations probes, or at once with `force`) or the DEK is due; revocation
@@ -132,6 +155,16 @@ class EnvelopeService {
       const std::shared_ptr<const DataKey>& expected_current, const CallContext& ctx,
       std::string_view reason);
   bool DueForReplacement(const DataKey& dk, absl::Time now) const;
+  // Checks the state for an Encrypt (revoked, outage) and returns the current data key (null if
+  // none yet).
+  absl::StatusOr<std::shared_ptr<const DataKey>> EncryptKey(absl::Time now) const;
+  absl::StatusOr<EncryptResult> Seal(const DataKey& dk, std::string_view plaintext) const;
+  // The checks of a Decrypt request that need no key; returns the wrapped data key.
+  absl::StatusOr<std::string_view> CheckDecryptRequest(std::string_view ciphertext,
+                                                       std::string_view key_id,
+                                                       const Annotations& annotations) const;
+  absl::StatusOr<SecretBytes> Open(const AesGcm& aead, std::string_view aad,
+                                   std::string_view ciphertext) const;
   std::string HealthzLocked(absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // "key_id X" for a key_id this process has seen, else a short hash (no request bytes in errors).
   std::string DescribeKeyId(std::string_view key_id) const;
@@ -143,6 +176,7 @@ class EnvelopeService {
   DekCache cache_;
 
   absl::Mutex rotate_mu_;  // Held across the wrap call of a DEK replacement.
+  std::atomic<bool> replacement_scheduled_{false};
   mutable absl::Mutex mu_;
   std::shared_ptr<const DataKey> current_ ABSL_GUARDED_BY(mu_);
   bool revoked_ ABSL_GUARDED_BY(mu_) = false;
@@ -154,6 +188,7 @@ class EnvelopeService {
   std::string pending_kek_id_ ABSL_GUARDED_BY(mu_);  // A new version awaiting confirmation.
   int pending_confirmations_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> retired_key_ids_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_replacement_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::vector<std::string> kek_ids_seen_ ABSL_GUARDED_BY(mu_);
 };
 

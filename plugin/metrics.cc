@@ -1,5 +1,6 @@
 #include "plugin/metrics.h"
 
+#include "absl/status/status.h"
 #include "crypto/hash.h"
 #include "prometheus/text_serializer.h"
 
@@ -62,11 +63,39 @@ PluginMetrics::PluginMetrics()
       key_id_info_(prometheus::BuildGauge()
                        .Name("kms_plugin_key_id_info")
                        .Help("1 for the current key_id, labelled with its sha256 hash")
-                       .Register(*registry_)) {}
+                       .Register(*registry_)) {
+  for (int m = 0; m < kRpcMethods; ++m) {
+    rpc_histograms_[m] = &rpc_duration_.Add(
+        {{"method", std::string(RpcMethodName(static_cast<RpcMethod>(m)))}}, LatencyBuckets());
+  }
+}
 
-void PluginMetrics::ObserveRpc(std::string_view method, std::string_view code, double seconds) {
-  rpc_total_.Add({{"method", std::string(method)}, {"code", std::string(code)}}).Increment();
-  rpc_duration_.Add({{"method", std::string(method)}}, LatencyBuckets()).Observe(seconds);
+std::string_view RpcMethodName(RpcMethod method) {
+  switch (method) {
+    case RpcMethod::kStatus:
+      return "Status";
+    case RpcMethod::kEncrypt:
+      return "Encrypt";
+    case RpcMethod::kDecrypt:
+      return "Decrypt";
+  }
+  return "unknown";
+}
+
+void PluginMetrics::ObserveRpc(RpcMethod method, grpc_status_code_t code, double seconds) {
+  const int m = static_cast<int>(method);
+  if (code < 0 || code >= kCodes) code = 2;  // UNKNOWN
+  std::atomic<prometheus::Counter*>& slot = rpc_counters_[m * kCodes + code];
+  prometheus::Counter* counter = slot.load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    // Family::Add returns the same counter for the same labels, so a race only repeats a lookup.
+    counter = &rpc_total_.Add(
+        {{"method", std::string(RpcMethodName(method))},
+         {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}});
+    slot.store(counter, std::memory_order_release);
+  }
+  counter->Increment();
+  rpc_histograms_[m]->Observe(seconds);
 }
 
 void PluginMetrics::ObserveKmsCall(std::string_view backend, std::string_view operation,

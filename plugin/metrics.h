@@ -13,6 +13,8 @@
 #ifndef KMSP_PLUGIN_METRICS_H_
 #define KMSP_PLUGIN_METRICS_H_
 
+#include <array>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -27,11 +29,19 @@
 
 namespace kmsplugin {
 
+using grpc_status_code_t = int;  // A grpc::StatusCode value (0..16).
+
+// The KMS v2 methods, for per-RPC metrics.
+enum class RpcMethod { kStatus = 0, kEncrypt = 1, kDecrypt = 2 };
+inline constexpr int kRpcMethods = 3;
+std::string_view RpcMethodName(RpcMethod method);
+
 class PluginMetrics {
  public:
   PluginMetrics();
 
-  void ObserveRpc(std::string_view method, std::string_view code, double seconds);
+  // Called for every RPC: no allocation, no lock beyond the histogram's own.
+  void ObserveRpc(RpcMethod method, grpc_status_code_t code, double seconds);
   void ObserveKmsCall(std::string_view backend, std::string_view operation, std::string_view code,
                       double seconds);
   // Copies gauges from a report (called before each scrape).
@@ -42,8 +52,13 @@ class PluginMetrics {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
+  static constexpr int kCodes = 17;  // gRPC status codes 0..16.
   prometheus::Family<prometheus::Counter>& rpc_total_;
   prometheus::Family<prometheus::Histogram>& rpc_duration_;
+  // Resolved label sets: a counter per (method, code), created on first use; a histogram per
+  // method, created up front.
+  std::array<std::atomic<prometheus::Counter*>, kRpcMethods * kCodes> rpc_counters_{};
+  std::array<prometheus::Histogram*, kRpcMethods> rpc_histograms_{};
   prometheus::Family<prometheus::Counter>& kms_calls_;
   prometheus::Family<prometheus::Histogram>& kms_duration_;
   prometheus::Gauge& healthy_;

@@ -1,71 +1,107 @@
-// Unix-socket gRPC server for the KMS v2 service and the admin service.
+// GrpcServer: the plugin's gRPC serving core, on the async (completion-queue) API.
 //
-// Listen addresses (what kube-apiserver's `endpoint` accepts, kmsv2-contract.md §1.3):
-//   unix:///abs/path.sock   a socket file
-//   /abs/path.sock          the same, without the scheme
-//   unix:///@name or @name  the Linux abstract socket "\0name"
+// Two grpc::Servers: the KMS v2 socket (v2.KeyManagementService and grpc.health.v1) and the
+// admin socket (kmsplugin.admin.v1.Admin and grpc.health.v1), so that the admin methods are not
+// reachable through the KMS socket at all.
 //
-// A socket file is created with mode 0600. An existing file is replaced only if it is a socket
+// Threads (bench/README.md has the measurements behind this design):
+//   - `serving_threads` threads pull the KMS server's completion queue and handle each call on
+//     the thread that took it: no handoff per call, no per-call thread. Calls in flight are
+//     bounded by memory only: a well-formed call is never refused for concurrency.
+//   - The admin server has no polling thread of its own: with gRPC's epoll1 engine every socket
+//     sits in one process-wide epoll set, which the serving threads poll; admin completions go to
+//     a non-polling queue read by one thread that sleeps until an admin call arrives. (A second
+//     polling thread would take part in every poll of the KMS connection and cost a thread
+//     switch per call.) Hence GRPC_POLL_STRATEGY is pinned to epoll1.
+//   - Work that may block on the KMS backend runs on a BlockingPool (see grpc_service.h).
+//
+// Socket files are created with mode 0600. An existing file is replaced only if it is a socket
 // that nobody answers on (stale); if a process answers, Start() fails with FAILED_PRECONDITION.
-// The synchronous server's threads are capped with a grpc::ResourceQuota. The standard
-// grpc.health.v1 service is on. Shutdown() drains calls in flight until the grace deadline.
+// Shutdown removes a socket file only if it is still the one this server created.
 #ifndef KMSP_PLUGIN_SERVER_H_
 #define KMSP_PLUGIN_SERVER_H_
 
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
-#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
+#include "plugin/admin_service.h"
+#include "plugin/grpc_service.h"
+#include "plugin/health_service.h"
+#include "plugin/listen_address.h"
 
 namespace kmsplugin {
 
-struct ListenAddress {
-  std::string grpc_uri;  // What grpc::ServerBuilder takes: "unix:/p" or "unix-abstract:name".
-  std::string path;      // The socket file ("" for abstract sockets).
-  std::string abstract_name;
-  std::string display;   // For logs: the address as given.
-};
-
-// INVALID_ARGUMENT for a relative path, another scheme or an empty name.
-absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view address);
-
-// The admin socket's default address for a given --listen: "unix://<path>.admin". Empty for an
-// abstract --listen: the admin API must be on a socket file, whose mode 0600 is its access control
-// (an abstract socket has no permissions), so it then needs an explicit --admin-socket.
-std::string DefaultAdminAddress(const ListenAddress& listen);
-
-// INVALID_ARGUMENT unless `admin` is a socket file (not an abstract socket).
-absl::Status ValidateAdminAddress(const ListenAddress& admin);
-
 struct ServerOptions {
-  int max_threads = 16;
+  // Threads that poll the KMS socket and handle calls; default: one per CPU, at most 4.
+  int serving_threads = 0;
+  // Largest request accepted.
   int max_receive_message_bytes = 4 * 1024 * 1024;
+  // Requests kept posted per method and completion queue.
+  int slots_per_method = 16;
 };
+
+// The number of serving threads when ServerOptions::serving_threads is 0.
+int DefaultServingThreads();
 
 class GrpcServer {
  public:
-  // Services are borrowed and must outlive the server.
+  // `healthy` tells grpc.health.v1 whether to say SERVING. `admin` may be null (admin API off);
+  // then `admin_address` is ignored. `pool` is where the services run their blocking work: the
+  // server waits for it before it closes its queues. Every pointer must outlive the server.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
-      const ListenAddress& address, const std::vector<grpc::Service*>& services,
-      const ServerOptions& options);
+      const ListenAddress& kms_address, KmsV2GrpcService* kms,
+      const ListenAddress* admin_address, AdminGrpcService* admin, BlockingPool* pool,
+      std::function<bool()> healthy, const ServerOptions& options);
   ~GrpcServer();
+  GrpcServer(const GrpcServer&) = delete;
+  GrpcServer& operator=(const GrpcServer&) = delete;
 
-  // Reports NOT_SERVING on the grpc.health.v1 service (the start of a drain).
+  // Reports NOT_SERVING on grpc.health.v1 from now on (the start of a drain).
   void SetNotServing();
 
   // Marks NOT_SERVING, stops accepting, waits for calls in flight up to `grace`, cancels the
-  // rest, then removes the socket file. Idempotent.
+  // rest, joins the threads, then removes the socket files. Idempotent.
   void Shutdown(absl::Duration grace);
 
+  int serving_threads() const { return static_cast<int>(serving_.size()); }
+
  private:
-  GrpcServer(ListenAddress address, std::unique_ptr<grpc::Server> server)
-      : address_(std::move(address)), server_(std::move(server)) {}
-  ListenAddress address_;
-  std::unique_ptr<grpc::Server> server_;
+  // A socket file this server created, identified by device and inode.
+  struct SocketFile {
+    std::string path;
+    dev_t dev = 0;
+    ino_t ino = 0;
+  };
+
+  GrpcServer() = default;
+  bool Serving() const;
+  void RememberSocket(const ListenAddress& address);
+
+  std::function<bool()> healthy_;
+  BlockingPool* pool_ = nullptr;
+  std::atomic<bool> not_serving_{false};
+  std::unique_ptr<HealthService> kms_health_;
+  std::unique_ptr<HealthService> admin_health_;
+  std::unique_ptr<grpc::Server> kms_server_;
+  std::unique_ptr<grpc::ServerCompletionQueue> kms_cq_;
+  std::unique_ptr<grpc::Server> admin_server_;
+  std::unique_ptr<grpc::ServerCompletionQueue> admin_cq_;         // Read by admin_thread_.
+  std::unique_ptr<grpc::ServerCompletionQueue> admin_unused_cq_;  // Only to satisfy the builder.
+  grpc::AsyncGenericService admin_unknown_;  // Unregistered methods on the admin socket.
+  std::vector<std::thread> serving_;
+  std::thread admin_thread_;
+  std::vector<SocketFile> socket_files_;
   bool shut_down_ = false;
 };
 

@@ -1,6 +1,8 @@
-// The gRPC adapter, in process (InProcessChannel): codes, limits, and a seeded mutation run
+// The gRPC adapter, served by the real serving core on a unix socket: codes, limits, and a seeded mutation run
 // that throws malformed requests at Decrypt and checks the service never answers wrongly.
 #include "plugin/grpc_service.h"
+
+#include <unistd.h>
 
 #include <random>
 
@@ -8,6 +10,8 @@
 #include "crypto/random.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "plugin/channel.h"
+#include "plugin/server.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_kes.h"
 
@@ -26,13 +30,21 @@ class GrpcServiceTest : public ::testing::Test {
     ASSERT_TRUE(svc.ok());
     envelope_ = std::move(*svc);
     ASSERT_TRUE(envelope_->Refresh(CallContext::WithTimeout(absl::Seconds(3))).ok());
-    service_ = std::make_unique<KmsV2GrpcService>(envelope_.get(), &metrics_);
-    grpc::ServerBuilder builder;
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    stub_ = v2::KeyManagementService::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+    service_ = std::make_unique<KmsV2GrpcService>(envelope_.get(), &metrics_, &pool_);
+    char tmpl[] = "/tmp/kmsp-grpc-service.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    auto address = ParseListenAddress("unix://" + dir_ + "/kms.sock");
+    ASSERT_TRUE(address.ok());
+    auto server = GrpcServer::Start(*address, service_.get(), nullptr, nullptr, &pool_,
+                                    [] { return true; }, ServerOptions{});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    stub_ = v2::KeyManagementService::NewStub(*DialUnixSocket(address->display));
   }
-  void TearDown() override { server_->Shutdown(); }
+  void TearDown() override {
+    server_->Shutdown(absl::ZeroDuration());
+    rmdir(dir_.c_str());
+  }
 
   grpc::Status Encrypt(const std::string& pt, v2::EncryptResponse* resp) {
     grpc::ClientContext ctx;
@@ -58,8 +70,10 @@ class GrpcServiceTest : public ::testing::Test {
   FakeClock clock_;
   PluginMetrics metrics_;
   std::unique_ptr<EnvelopeService> envelope_;
+  BlockingPool pool_{4};
   std::unique_ptr<KmsV2GrpcService> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::string dir_;
+  std::unique_ptr<GrpcServer> server_;
   std::unique_ptr<v2::KeyManagementService::Stub> stub_;
 };
 

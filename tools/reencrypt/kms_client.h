@@ -51,7 +51,7 @@ class KmsV1Client {
 
 // Parses a kube-apiserver KMS endpoint ("unix:///abs/path", or "unix:///@name" for a Linux
 // abstract socket) into a gRPC target ("unix:/abs/path" / "unix-abstract:name"), with the
-// plugin's own address parser (plugin/server.h).
+// plugin's own address parser (plugin/listen_address.h).
 // INVALID_ARGUMENT for any other scheme or an empty path.
 absl::StatusOr<std::string> KmsEndpointToGrpcTarget(std::string_view endpoint);
 

@@ -8,7 +8,7 @@
 #include "base/status.h"
 #include "fmt/format.h"
 #include "plugin/channel.h"
-#include "plugin/server.h"
+#include "plugin/listen_address.h"
 #include "proto/kmsv2/api.grpc.pb.h"
 #include "tools/reencrypt/kms_client.h"
 #include "tools/reencrypt/kmsv1/api.grpc.pb.h"

@@ -8,7 +8,7 @@
 #include "fmt/format.h"
 #include "grpcpp/grpcpp.h"
 #include "plugin/channel.h"
-#include "plugin/server.h"
+#include "plugin/listen_address.h"
 #include "proto/admin/admin.grpc.pb.h"
 #include "proto/kmsv2/api.grpc.pb.h"
 #include "tools/rotate/plugin_client.h"
