@@ -99,8 +99,7 @@ using RequestFn = void (*)(Async*, grpc::ServerContext*, Req*,
                            grpc::ServerAsyncResponseWriter<Resp>*, grpc::ServerCompletionQueue*,
                            void*);
 
-template <class Req, class Resp, RequestFn<Req, Resp> kRequest,
-          void (*kHandle)(const Req&, Resp*)>
+template <class Req, class Resp, RequestFn<Req, Resp> kRequest, void (*kHandle)(const Req&, Resp*)>
 class CallData final : public Tag {
  public:
   CallData(Async* service, grpc::ServerCompletionQueue* cq) : service_(service), cq_(cq) {
@@ -130,23 +129,19 @@ class CallData final : public Tag {
 template <class Resp>
 using Writer = grpc::ServerAsyncResponseWriter<Resp>;
 void RequestStatus(Async* s, grpc::ServerContext* c, v2::StatusRequest* q,
-                   Writer<v2::StatusResponse>* w,
-                   grpc::ServerCompletionQueue* cq, void* tag) {
+                   Writer<v2::StatusResponse>* w, grpc::ServerCompletionQueue* cq, void* tag) {
   s->RequestStatus(c, q, w, cq, cq, tag);
 }
 void RequestEncrypt(Async* s, grpc::ServerContext* c, v2::EncryptRequest* q,
-                    Writer<v2::EncryptResponse>* w,
-                    grpc::ServerCompletionQueue* cq, void* tag) {
+                    Writer<v2::EncryptResponse>* w, grpc::ServerCompletionQueue* cq, void* tag) {
   s->RequestEncrypt(c, q, w, cq, cq, tag);
 }
 void RequestDecrypt(Async* s, grpc::ServerContext* c, v2::DecryptRequest* q,
-                    Writer<v2::DecryptResponse>* w,
-                    grpc::ServerCompletionQueue* cq, void* tag) {
+                    Writer<v2::DecryptResponse>* w, grpc::ServerCompletionQueue* cq, void* tag) {
   s->RequestDecrypt(c, q, w, cq, cq, tag);
 }
 void HandleStatus(const v2::StatusRequest&, v2::StatusResponse* r) { FillStatus(r); }
-using StatusCall =
-    CallData<v2::StatusRequest, v2::StatusResponse, &RequestStatus, &HandleStatus>;
+using StatusCall = CallData<v2::StatusRequest, v2::StatusResponse, &RequestStatus, &HandleStatus>;
 using EncryptCall =
     CallData<v2::EncryptRequest, v2::EncryptResponse, &RequestEncrypt, &FillEncrypt>;
 using DecryptCall =

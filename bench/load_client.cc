@@ -6,17 +6,24 @@
 //                     [--record FILE [--record-max R]]   (encrypt: write the responses)
 //                     [--replay FILE]                    (decrypt: the recorded responses)
 //   Keeps C calls in flight on an async stub (one CompletionQueue, one thread); the first W
-//   calls are not counted. Prints one JSON object: method, concurrency, calls, ops_per_s,
-//   p50_ms, p99_ms, max_ms, errors (count by gRPC code; invalid responses as BAD_RESPONSE),
+//   calls are not counted. Prints one JSON object: method, concurrency, calls, ops_per_s
+//   (successful calls per second; attempts_per_s counts failed ones too), p50_ms, p99_ms,
+//   max_ms (all counted calls), errors (count by gRPC code; invalid responses as BAD_RESPONSE),
 //   wall_s.
 // Ready:  load_client --target unix:///ABS.sock --wait-ready [--timeout 5s] [--since-ns NS]
-//   Polls Status until healthz == "ok"; prints the wall clock of the first OK and, with
+//   Probes the socket with connect() every 0.5 ms, then polls Status until healthz == "ok";
+//   prints the wall clock of the first OK and, with
 //   --since-ns (CLOCK_REALTIME ns), the milliseconds since then. Exit 1 on timeout.
 // Admin:  load_client --target unix:///ABS.sock --admin rotate-data-key|report
 //   Calls the plugin's admin API on --admin-socket (default: target + ".admin").
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -143,7 +150,9 @@ class Load {
         if (first_violation_.empty()) first_violation_ = why;
       } else if (auto* e = dynamic_cast<EncryptCall*>(call.get()); e && record_) {
         if (static_cast<int64_t>(recorded_.size()) < o_.record_max) {
-          recorded_.push_back(Record{e->req.plaintext(), e->resp.ciphertext(), e->resp.key_id(),
+          recorded_.push_back(Record{e->req.plaintext(),
+                                     e->resp.ciphertext(),
+                                     e->resp.key_id(),
                                      {e->resp.annotations().begin(), e->resp.annotations().end()}});
         }
       }
@@ -157,7 +166,9 @@ class Load {
         {"concurrency", o_.concurrency},
         {"calls", o_.calls},
         {"warmup", o_.warmup},
-        {"ops_per_s", wall > 0 ? static_cast<double>(o_.calls) / wall : 0.0},
+        // Successful calls only: a fast rejection is not throughput.
+        {"ops_per_s", wall > 0 ? static_cast<double>(o_.calls - error_total) / wall : 0.0},
+        {"attempts_per_s", wall > 0 ? static_cast<double>(o_.calls) / wall : 0.0},
         {"p50_ms", Percentile(latencies_ms_, 0.50)},
         {"p99_ms", Percentile(latencies_ms_, 0.99)},
         {"max_ms", latencies_ms_.empty() ? 0.0 : latencies_ms_.back()},
@@ -244,31 +255,60 @@ class Load {
   std::string first_violation_;
 };
 
+// True when something accepts connections on the unix socket `path` (a plain connect()).
+bool SocketAccepts(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// Waits for the socket with plain connect() probes every 0.5 ms (gRPC's reconnect backoff would
+// blur the start-up time), then asks Status on a fresh channel until healthz is "ok".
 int WaitReady(const std::string& target, double timeout_s, int64_t since_ns) {
-  auto channel = Dial(target, /*fast_reconnect=*/true);
-  auto stub = v2::KeyManagementService::NewStub(channel);
+  const std::string path = target.substr(std::strlen("unix://"));
   const Clock::time_point deadline =
       Clock::now() + std::chrono::microseconds(static_cast<int64_t>(timeout_s * 1e6));
   int attempts = 0;
-  std::string last = "no attempt";
+  std::string last = "no socket";
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v2::KeyManagementService::Stub> stub;
   while (Clock::now() < deadline) {
+    if (!stub) {
+      if (!SocketAccepts(path)) {
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+        continue;
+      }
+      channel = Dial(target, /*fast_reconnect=*/true);
+      stub = v2::KeyManagementService::NewStub(channel);
+    }
     ++attempts;
     grpc::ClientContext ctx;
     ctx.set_wait_for_ready(true);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+    ctx.set_deadline(std::min(std::chrono::system_clock::now() + std::chrono::seconds(1),
+                              std::chrono::system_clock::now() +
+                                  std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                      deadline - Clock::now())));
     v2::StatusResponse resp;
     grpc::Status s = stub->Status(&ctx, v2::StatusRequest(), &resp);
     if (s.ok() && resp.healthz() == "ok") {
       const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
-      nlohmann::json out = {{"ready", true}, {"ready_unix_ns", now_ns}, {"attempts", attempts},
+      nlohmann::json out = {{"ready", true},
+                            {"ready_unix_ns", now_ns},
+                            {"attempts", attempts},
                             {"key_id", resp.key_id()}};
       if (since_ns > 0) out["ready_ms"] = static_cast<double>(now_ns - since_ns) / 1e6;
       std::printf("%s\n", out.dump().c_str());
       return 0;
     }
     last = s.ok() ? "healthz " + resp.healthz() : CodeName(s.error_code());
+    if (!s.ok()) stub.reset();  // e.g. the socket went away: probe again
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   nlohmann::json out = {{"ready", false}, {"attempts", attempts}, {"last", last}};
@@ -320,27 +360,43 @@ int Main(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--target") o.target = value();
-    else if (a == "--method") o.method = value();
-    else if (a == "--concurrency") o.concurrency = std::stoi(value());
-    else if (a == "--calls") o.calls = std::stoll(value());
-    else if (a == "--warmup") o.warmup = std::stoll(value());
-    else if (a == "--size") o.size = static_cast<size_t>(std::stoul(value()));
-    else if (a == "--deadline") o.deadline_s = ParseDuration(value());
-    else if (a == "--record") o.record_path = value();
-    else if (a == "--record-max") o.record_max = std::stoll(value());
-    else if (a == "--replay") o.replay_path = value();
-    else if (a == "--wait-ready") wait_ready = true;
-    else if (a == "--timeout") timeout_s = ParseDuration(value());
-    else if (a == "--since-ns") since_ns = std::stoll(value());
-    else if (a == "--admin") admin_op = value();
-    else if (a == "--admin-socket") admin_socket = value();
-    else throw std::invalid_argument("unknown flag " + a + " (see the header of load_client.cc)");
+    if (a == "--target")
+      o.target = value();
+    else if (a == "--method")
+      o.method = value();
+    else if (a == "--concurrency")
+      o.concurrency = std::stoi(value());
+    else if (a == "--calls")
+      o.calls = std::stoll(value());
+    else if (a == "--warmup")
+      o.warmup = std::stoll(value());
+    else if (a == "--size")
+      o.size = static_cast<size_t>(std::stoul(value()));
+    else if (a == "--deadline")
+      o.deadline_s = ParseDuration(value());
+    else if (a == "--record")
+      o.record_path = value();
+    else if (a == "--record-max")
+      o.record_max = std::stoll(value());
+    else if (a == "--replay")
+      o.replay_path = value();
+    else if (a == "--wait-ready")
+      wait_ready = true;
+    else if (a == "--timeout")
+      timeout_s = ParseDuration(value());
+    else if (a == "--since-ns")
+      since_ns = std::stoll(value());
+    else if (a == "--admin")
+      admin_op = value();
+    else if (a == "--admin-socket")
+      admin_socket = value();
+    else
+      throw std::invalid_argument("unknown flag " + a + " (see the header of load_client.cc)");
   }
   if (o.target.rfind("unix://", 0) != 0) throw std::invalid_argument("--target unix:///ABS.sock");
   if (wait_ready) return WaitReady(o.target, timeout_s, since_ns);
-  if (!admin_op.empty()) return Admin(admin_socket.empty() ? o.target + ".admin" : admin_socket,
-                                      admin_op);
+  if (!admin_op.empty())
+    return Admin(admin_socket.empty() ? o.target + ".admin" : admin_socket, admin_op);
   if (o.method != "status" && o.method != "encrypt" && o.method != "decrypt") {
     throw std::invalid_argument("--method status|encrypt|decrypt");
   }

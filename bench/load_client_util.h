@@ -87,8 +87,7 @@ inline bool WriteRecords(const std::string& path, const std::vector<Record>& rec
   return static_cast<bool>(f);
 }
 
-inline bool ReadRecords(const std::string& path, std::vector<Record>* records,
-                        std::string* error) {
+inline bool ReadRecords(const std::string& path, std::vector<Record>* records, std::string* error) {
   std::ifstream f(path);
   if (!f) {
     *error = "cannot read " + path;

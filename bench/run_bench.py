@@ -34,9 +34,9 @@ CONC = (1, 8, 32, 128)
 TARGET_CONC = (8, 32, 128)
 
 # Calls per burst by concurrency; warm-up max(200, 4c) on top. Full: about 5 min on 2 cores.
-FULL = {"rounds": 3, "calls": {1: 4000, 8: 12000, 32: 15000, 128: 20000}, "mem_calls": 100_000,
+FULL = {"rounds": 3, "calls": {1: 8000, 8: 20000, 32: 20000, 128: 20000}, "mem_calls": 100_000,
         "starts": 5, "cold_keys": 16, "cold_per_key": 256, "apis_rounds": 2}
-QUICK = {"rounds": 1, "calls": {1: 1000, 8: 3000, 32: 3000, 128: 4000}, "mem_calls": 20_000,
+QUICK = {"rounds": 1, "calls": {1: 1500, 8: 4000, 32: 4000, 128: 4000}, "mem_calls": 20_000,
          "starts": 3, "cold_keys": 8, "cold_per_key": 128, "apis_rounds": 1}
 
 
