@@ -195,6 +195,7 @@ def write_chart(path, res):
             ax.grid(True, alpha=0.3)
             ax.legend()
         axes[0][col].set_ylim(bottom=0)
+        axes[1][col].set_yscale("log")
     m = res["machine"]
     fig.suptitle(f"kms-plugin vs gRPC floor - {m['cpu']}, {m['nproc']} CPUs, {m['date']}")
     fig.tight_layout()
