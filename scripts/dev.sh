@@ -6,6 +6,7 @@
 #   scripts/dev.sh deps   only install what is missing
 #   scripts/dev.sh build  deps + build
 #   scripts/dev.sh fuzz   a short libFuzzer + ASan/UBSan run of the Decrypt path
+#   scripts/dev.sh bench [--quick] [run_bench.py flags]  Release build, plugin vs gRPC floor
 #
 # Environment: BUILD_DIR (default ./build), JOBS (default: number of cores),
 # KMS_PLUGIN_HOME (run: where the socket and keyring go; default /tmp/kms-plugin-dev).
@@ -23,6 +24,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
   softhsm2 etcd-server
   python3 python3-boto3 python3-botocore python3-hvac python3-grpcio python3-protobuf
+  python3-matplotlib
 )
 
 as_root() {
@@ -87,11 +89,23 @@ fuzz() {
   echo "fuzz: 1 passed, 0 failed"
 }
 
+# The serving-path benchmark (bench/README.md): a Release build of kms-plugin, floor_server and
+# load_client in BENCH_BUILD_DIR (build-release), then bench/run_bench.py with the extra args.
+bench() {
+  deps
+  local dir=${BENCH_BUILD_DIR:-build-release}
+  echo "== building kms-plugin, floor_server, load_client in $dir (Release)"
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKMSP_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$dir" -j "$JOBS" --target kms-plugin floor_server load_client
+  /usr/bin/python3 bench/run_bench.py "$dir" "$@"
+}
+
 case "${1:-}" in
   run) run ;;
   test) test_all ;;
   deps) deps ;;
   build) build ;;
   fuzz) fuzz ;;
-  *) echo "usage: $0 run|test|deps|build" >&2; exit 2 ;;
+  bench) shift; bench "$@" ;;
+  *) echo "usage: $0 run|test|deps|build|fuzz|bench" >&2; exit 2 ;;
 esac
