@@ -1,9 +1,7 @@
-// Envelope benchmarks. Each figure is reported next to a floor measured in the same run:
-//   - in-process: Encrypt / Decrypt (cache hit, cache miss = one local-keyring unwrap) vs one raw
-//     AES-256-GCM seal of 32 bytes;
-//   - over the unix socket, in one process: Status / Encrypt / Decrypt RPCs vs an empty gRPC call
-//     (grpc.health.v1.Health/Check with an empty request) on the same socket and channel.
-// At the end it prints the ratios ("x floor"). Run: build/bench/envelope_bench
+// In-process envelope benchmarks: Encrypt / Decrypt (cache hit, cache miss = one local-keyring
+// unwrap) against one raw AES-256-GCM seal of 32 bytes measured in the same run, with the ratios
+// ("x floor") at the end. The serving path over the socket is measured by bench/run_bench.py
+// (scripts/dev.sh bench) against an empty gRPC server. Run: build/bench/envelope_bench
 #include <unistd.h>
 
 #include <cstdlib>
@@ -14,15 +12,8 @@
 #include "benchmark/benchmark.h"
 #include "crypto/aes_gcm.h"
 #include "crypto/random.h"
-#include "grpcpp/generic/generic_stub.h"
-#include "grpcpp/grpcpp.h"
 #include "kms/local/local_kms.h"
-#include "plugin/channel.h"
 #include "plugin/envelope_service.h"
-#include "plugin/grpc_service.h"
-#include "plugin/metrics.h"
-#include "plugin/server.h"
-#include "proto/kmsv2/api.grpc.pb.h"
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin {
@@ -32,10 +23,6 @@ struct Fixture {
   std::string dir;
   std::unique_ptr<EnvelopeService> envelope;
   std::unique_ptr<EnvelopeService> tiny_cache;  // cache of 1: every alternating decrypt misses.
-  PluginMetrics metrics;
-  std::unique_ptr<KmsV2GrpcService> service;
-  std::unique_ptr<GrpcServer> server;
-  std::shared_ptr<grpc::Channel> channel;
 
   Fixture() {
     spdlog::set_level(spdlog::level::err);
@@ -43,14 +30,8 @@ struct Fixture {
     dir = mkdtemp(tmpl);
     envelope = Make(1024);
     tiny_cache = Make(1);
-    service = std::make_unique<KmsV2GrpcService>(envelope.get(), &metrics);
-    std::string sock = "unix://" + dir + "/kms.sock";
-    grpc::EnableDefaultHealthCheckService(true);
-    server = std::move(*GrpcServer::Start(*ParseListenAddress(sock), {service.get()}, {}));
-    channel = *DialUnixSocket(sock);
   }
   ~Fixture() {
-    server->Shutdown(absl::Seconds(1));
     std::system(("rm -rf '" + dir + "'").c_str());
   }
   std::unique_ptr<EnvelopeService> Make(size_t cache) {
@@ -109,69 +90,6 @@ void BM_EnvelopeDecryptCacheMissLocalUnwrap(benchmark::State& state) {
 }
 BENCHMARK(BM_EnvelopeDecryptCacheMissLocalUnwrap);
 
-void BM_RpcFloorEmptyHealthCheck(benchmark::State& state) {
-  grpc::GenericStub stub(F().channel);
-  grpc::CompletionQueue cq;
-  grpc::Slice empty;
-  grpc::ByteBuffer request(&empty, 1);
-  for (auto _ : state) {
-    grpc::ClientContext ctx;
-    grpc::ByteBuffer response;
-    grpc::Status status;
-    auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", request, &cq);
-    call->StartCall();
-    call->Finish(&response, &status, reinterpret_cast<void*>(1));
-    void* tag;
-    bool ok;
-    cq.Next(&tag, &ok);
-    if (!status.ok()) state.SkipWithError("health check failed");
-  }
-}
-BENCHMARK(BM_RpcFloorEmptyHealthCheck)->UseRealTime();
-
-void BM_RpcStatus(benchmark::State& state) {
-  auto stub = v2::KeyManagementService::NewStub(F().channel);
-  for (auto _ : state) {
-    grpc::ClientContext ctx;
-    v2::StatusResponse resp;
-    if (!stub->Status(&ctx, v2::StatusRequest(), &resp).ok()) state.SkipWithError("Status failed");
-  }
-}
-BENCHMARK(BM_RpcStatus)->UseRealTime();
-
-void BM_RpcEncrypt(benchmark::State& state) {
-  auto stub = v2::KeyManagementService::NewStub(F().channel);
-  v2::EncryptRequest req;
-  req.set_plaintext(*RandomBytes(32));
-  req.set_uid("bench");
-  for (auto _ : state) {
-    grpc::ClientContext ctx;
-    v2::EncryptResponse resp;
-    if (!stub->Encrypt(&ctx, req, &resp).ok()) state.SkipWithError("Encrypt failed");
-  }
-}
-BENCHMARK(BM_RpcEncrypt)->UseRealTime();
-
-void BM_RpcDecrypt(benchmark::State& state) {
-  auto stub = v2::KeyManagementService::NewStub(F().channel);
-  v2::EncryptRequest ereq;
-  ereq.set_plaintext(*RandomBytes(32));
-  grpc::ClientContext ectx;
-  v2::EncryptResponse enc;
-  if (!stub->Encrypt(&ectx, ereq, &enc).ok()) state.SkipWithError("Encrypt failed");
-  v2::DecryptRequest req;
-  req.set_ciphertext(enc.ciphertext());
-  req.set_key_id(enc.key_id());
-  *req.mutable_annotations() = enc.annotations();
-  req.set_uid("bench");
-  for (auto _ : state) {
-    grpc::ClientContext ctx;
-    v2::DecryptResponse resp;
-    if (!stub->Decrypt(&ctx, req, &resp).ok()) state.SkipWithError("Decrypt failed");
-  }
-}
-BENCHMARK(BM_RpcDecrypt)->UseRealTime();
-
 // Console output plus the ratios to each floor, computed from this run's own figures.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
@@ -190,9 +108,6 @@ class RatioReporter : public benchmark::ConsoleReporter {
     ratio("BM_EnvelopeEncrypt", "BM_FloorAesGcmSeal32");
     ratio("BM_EnvelopeDecryptCacheHit", "BM_FloorAesGcmSeal32");
     ratio("BM_EnvelopeDecryptCacheMissLocalUnwrap", "BM_FloorAesGcmSeal32");
-    ratio("BM_RpcStatus", "BM_RpcFloorEmptyHealthCheck");
-    ratio("BM_RpcEncrypt", "BM_RpcFloorEmptyHealthCheck");
-    ratio("BM_RpcDecrypt", "BM_RpcFloorEmptyHealthCheck");
   }
 
  private:
