@@ -114,7 +114,7 @@ TEST_F(AwsKmsGuardTest, TransientKeyStatesAreAnOutageAndOwnerChosenStatesARevoca
 TEST_F(AwsKmsGuardTest, APlainHttpEndpointIsRefusedUnlessAllowedForTests) {
   AwsKmsOptions o = Options();
   o.endpoint = server_->http_base();
-  EXPECT_THAT(AwsKms::Create(o, RealClock::Get()),
+  EXPECT_THAT(AwsKms::Create(std::move(o), RealClock::Get()),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--aws-insecure-http-for-tests")));
   AwsKmsOptions allowed = Options();
@@ -131,14 +131,14 @@ TEST_F(AwsKmsGuardTest, ClientKekIdsReachErrorsOnlyPrintableAndBounded) {
     for (const std::string& blob : {std::string(), std::string("blob")}) {
       absl::Status s = kms->Unwrap(WrappedKey{kek_id, blob}, Ctx()).status();
       ASSERT_FALSE(s.ok());
-      EXPECT_TRUE(PrintableAscii(s.message())) << s.message();
+      EXPECT_TRUE(PrintableAscii(std::string(s.message()))) << s.message();
       EXPECT_LT(s.message().size(), 1024u);
     }
   }
 }
 
 TEST_F(AwsKmsGuardTest, RemoteTextInAwsAnswersReachesErrorsOnlyPrintableAndBounded) {
-  const std::string hostile = "x\n\x1b[2J\xff" + std::string(3000, 'y');
+  const std::string hostile = "x\n\x1b[2J\xc3\xbf" + std::string(3000, 'y');  // Valid UTF-8.
   auto describe = [&](const RecordedRequest&) {
     nlohmann::json meta = {{"Arn", "arn:aws:kms:us-east-1:111122223333:key/k"},
                            {"KeyState", hostile},
@@ -147,7 +147,7 @@ TEST_F(AwsKmsGuardTest, RemoteTextInAwsAnswersReachesErrorsOnlyPrintableAndBound
   };
   auto error = [&](const RecordedRequest&) {
     return MakeResponse(400, nlohmann::json({{"__type", hostile}, {"message", hostile}}).dump(),
-                        {{"x-amzn-requestid", hostile}});
+                        {{"x-amzn-requestid", hostile + "\xff"}});
   };
   for (FakeHttpClient::Handler handler : {FakeHttpClient::Handler(describe),
                                           FakeHttpClient::Handler(error)}) {
@@ -157,7 +157,7 @@ TEST_F(AwsKmsGuardTest, RemoteTextInAwsAnswersReachesErrorsOnlyPrintableAndBound
     o.retry.max_attempts = 1;
     absl::Status s = Make(std::move(o))->Probe(Ctx()).status();
     ASSERT_FALSE(s.ok());
-    EXPECT_TRUE(PrintableAscii(s.message())) << s.message();
+    EXPECT_TRUE(PrintableAscii(std::string(s.message()))) << s.message();
     EXPECT_LT(s.message().size(), 1024u);
   }
 }

@@ -145,7 +145,7 @@ TEST_F(CredentialOutageTest, RemoteStsTextReachesMessagesOnlyPrintableAndBounded
   WebIdentityCredentialsProvider p(Env(), &sts, &clock_, {"us-east-1", false});
   absl::Status s = p.Fetch(kCtx).status();
   ASSERT_FALSE(s.ok());
-  EXPECT_TRUE(PrintableAscii(s.message())) << s.message();
+  EXPECT_TRUE(PrintableAscii(std::string(s.message()))) << s.message();
   EXPECT_LT(s.message().size(), 1024u);
   FakeHttpClient bad_time([](const RecordedRequest&) {
     return MakeResponse(200, "<Credentials><AccessKeyId>A</AccessKeyId><SecretAccessKey>s"
@@ -155,7 +155,7 @@ TEST_F(CredentialOutageTest, RemoteStsTextReachesMessagesOnlyPrintableAndBounded
   WebIdentityCredentialsProvider q(Env(), &bad_time, &clock_, {"us-east-1", false});
   absl::Status t = q.Fetch(kCtx).status();
   ASSERT_FALSE(t.ok());
-  EXPECT_TRUE(PrintableAscii(t.message())) << t.message();
+  EXPECT_TRUE(PrintableAscii(std::string(t.message()))) << t.message();
 }
 
 }  // namespace

@@ -113,10 +113,10 @@ TEST_F(ClassifyKmsErrorTest, ClockSkewIsAnOutageNotARevocation) {
 
 TEST_F(ClassifyKmsErrorTest, RemoteCodeMessageAndRequestIdReachTheStatusOnlyPrintableAndBounded) {
   const std::string hostile = "A\n\x1b[2J\"\\\xff" + std::string(5000, 'z');
+  const std::string in_json = "A\n\x1b[2J\"\\\xc3\xbf" + std::string(5000, 'z');  // Valid UTF-8.
   AwsError e = ClassifyKmsError("Decrypt", 400, hostile,
-                                nlohmann::json({{"message", hostile}}).dump(), hostile);
-  for (std::string_view text : {std::string_view(e.status.message()), std::string_view(e.code),
-                                std::string_view(e.message)}) {
+                                nlohmann::json({{"message", in_json}}).dump(), hostile);
+  for (const std::string& text : {std::string(e.status.message()), e.code, e.message}) {
     for (char c : text) {
       EXPECT_TRUE(c >= 0x20 && c <= 0x7e) << static_cast<int>(c);
     }
