@@ -25,6 +25,9 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
                   "--kms aws: extra encryption context entries k=v,k2=v2 (the entry "
                   "kms-plugin=kubernetes-kms-v2 is always added); changing them later makes "
                   "earlier wrapped keys undecryptable");
+  cmd->add_flag("--aws-insecure-http-for-tests", flags->aws_insecure_http_for_tests,
+                "--kms aws: TESTS ONLY: accept a plain http:// KMS or STS endpoint (wrapped keys, "
+                "data keys and session tokens then cross the network in clear)");
 }
 
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const BackendFlags& flags,
@@ -43,6 +46,7 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const Backen
     options.endpoint = flags.aws_endpoint;
     options.ca_file = flags.aws_ca_file;
     options.fips = flags.aws_fips;
+    options.allow_insecure_http = flags.aws_insecure_http_for_tests;
     auto context = aws::ParseEncryptionContext(flags.aws_encryption_context);
     if (!context.ok()) return context.status();
     options.encryption_context = std::move(*context);

@@ -24,6 +24,7 @@ struct BackendFlags {
   std::string aws_ca_file;
   bool aws_fips = false;
   std::string aws_encryption_context;  // "k=v,k2=v2"
+  bool aws_insecure_http_for_tests = false;  // Accept an http:// --aws-endpoint / STS endpoint.
 };
 
 // Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 
+#include "base/printable.h"
 #include "base/status.h"
 #include "crypto/encoding.h"
 #include "fmt/format.h"
@@ -15,6 +16,51 @@ namespace kmsplugin::aws {
 namespace {
 
 constexpr std::string_view kKekIdPrefix = "aws:";
+// A kek_id is printable ASCII of about 150 bytes (ARN and material id); a longer or odder one is
+// client input and is cut (Printable) before it reaches a message.
+constexpr size_t kPrintableKekIdLength = 256;
+
+std::string PrintableKekId(std::string_view kek_id) {
+  return Printable(kek_id, kPrintableKekIdLength);
+}
+
+// "arn:<partition>:kms:<region>:<account>:key/<key id>" split into its parts; nullopt when `arn`
+// is not a KMS key ARN of that shape (trailing "/<material>" after the key id is allowed and
+// dropped: `key_arn` is the ARN without it).
+struct KeyArnParts {
+  std::string_view partition, region, account, key_id;
+  std::string key_arn;
+};
+// ARNs and key material ids are printable ASCII without spaces; an answer that says otherwise is
+// malformed (and must not become part of a kek_id).
+bool PrintableAscii(std::string_view s) {
+  for (char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+std::optional<KeyArnParts> SplitKeyArn(std::string_view arn) {
+  std::string_view parts[5];
+  size_t pos = 0;
+  for (std::string_view& part : parts) {
+    const size_t colon = arn.find(':', pos);
+    if (colon == std::string_view::npos) return std::nullopt;
+    part = arn.substr(pos, colon - pos);
+    pos = colon + 1;
+  }
+  const std::string_view resource = arn.substr(pos);
+  if (parts[0] != "arn" || parts[2] != "kms" || resource.rfind("key/", 0) != 0) {
+    return std::nullopt;
+  }
+  const std::string_view key_part = resource.substr(0, resource.find('/', 4));
+  KeyArnParts out{parts[1], parts[3], parts[4], key_part.substr(4), ""};
+  if (out.partition.empty() || out.region.empty() || out.account.empty() || out.key_id.empty()) {
+    return std::nullopt;
+  }
+  out.key_arn = std::string(arn.substr(0, pos + key_part.size()));
+  return out;
+}
 
 bool ValidRegion(std::string_view region) {
   // e.g. us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-4.
@@ -101,7 +147,7 @@ absl::StatusOr<std::unique_ptr<AwsKms>> AwsKms::Create(AwsKmsOptions options, co
   }
   if (!ValidRegion(options.region)) {
     return absl::InvalidArgumentError(
-        fmt::format("--aws-region '{}' is not an AWS region name", options.region));
+        fmt::format("--aws-region '{}' is not an AWS region name", Printable(options.region)));
   }
   std::set<std::string> keys;
   for (const auto& [k, v] : options.encryption_context) {
@@ -135,18 +181,26 @@ absl::StatusOr<std::unique_ptr<AwsKms>> AwsKms::Create(AwsKmsOptions options, co
   std::unique_ptr<CredentialsProvider> credentials = std::move(options.credentials);
   if (credentials == nullptr) {
     credentials = MakeDefaultCredentialsChain(options.env, http.get(), clock,
-                                              DefaultChainOptions{options.region, options.fips});
+                                              DefaultChainOptions{options.region, options.fips,
+                                                                  options.allow_insecure_http});
   }
   auto kms = std::unique_ptr<AwsKms>(
       new AwsKms(std::move(options), std::move(http), std::move(credentials)));
   KmsApiOptions api_options;
   api_options.endpoint = kms->options_.endpoint;
   api_options.region = kms->options_.region;
+  api_options.allow_insecure_http = kms->options_.allow_insecure_http;
   api_options.retry = kms->options_.retry;
   api_options.max_concurrent_calls = kms->options_.max_concurrent_calls;
   api_options.default_call_timeout = kms->options_.default_call_timeout;
   KMSP_ASSIGN_OR_RETURN(kms->api_, KmsApi::Create(std::move(api_options), kms->http_.get(),
                                                   kms->credentials_.get(), clock));
+  // A key ARN needs no resolving: it is the one key Unwrap accepts.
+  if (std::optional<KeyArnParts> parts = SplitKeyArn(kms->options_.key_id);
+      parts && parts->key_arn == kms->options_.key_id) {
+    absl::MutexLock lock(&kms->mu_);
+    kms->key_arn_ = kms->options_.key_id;
+  }
   return kms;
 }
 
@@ -168,10 +222,11 @@ AwsKms::AwsKms(AwsKmsOptions options, std::unique_ptr<HttpClient> http,
 
 AwsKms::~AwsKms() = default;
 
-absl::StatusOr<std::string> AwsKms::OwnedKeyArn(std::string_view kek_id) const {
+absl::StatusOr<std::string> AwsKms::OwnedKeyArn(std::string_view kek_id,
+                                                const CallContext& ctx) {
   auto refuse = [&kek_id](std::string_view why) {
-    return absl::FailedPreconditionError(
-        fmt::format("kek_id '{}' is not one of this AWS KMS backend ({})", kek_id, why));
+    return absl::FailedPreconditionError(fmt::format(
+        "kek_id '{}' is not one of this AWS KMS backend ({})", PrintableKekId(kek_id), why));
   };
   if (kek_id.substr(0, kKekIdPrefix.size()) != kKekIdPrefix) return refuse("no aws: prefix");
   std::string_view rest = kek_id.substr(kKekIdPrefix.size());
@@ -179,23 +234,37 @@ absl::StatusOr<std::string> AwsKms::OwnedKeyArn(std::string_view kek_id) const {
     if (c < 0x21 || c > 0x7e) return refuse("not printable ASCII");  // ARNs and material ids are.
   }
   // arn:<partition>:kms:<region>:<account>:key/<key id>[/<material>]
-  std::vector<std::string_view> parts;
-  size_t pos = 0;
-  for (int i = 0; i < 5; ++i) {
-    const size_t colon = rest.find(':', pos);
-    if (colon == std::string_view::npos) return refuse("not a key ARN");
-    parts.push_back(rest.substr(pos, colon - pos));
-    pos = colon + 1;
+  std::optional<KeyArnParts> named = SplitKeyArn(rest);
+  if (!named) return refuse("not a KMS key ARN");
+  if (named->region != options_.region) {
+    return refuse(fmt::format("region is not {}", options_.region));
   }
-  std::string_view resource = rest.substr(pos);
-  if (parts[0] != "arn" || parts[2] != "kms" || resource.rfind("key/", 0) != 0) {
-    return refuse("not a KMS key ARN");
+  // Only the configured key: the plugin must never lend its role to a key the client names
+  // (another account, partition or key, or the key another alias points to). The configured key
+  // (an alias, key id or ARN) is resolved to its key ARN once; the comparison is exact.
+  KMSP_ASSIGN_OR_RETURN(std::string configured, ConfiguredKeyArn(ctx));
+  if (named->key_arn != configured) {
+    std::optional<KeyArnParts> mine = SplitKeyArn(configured);
+    std::string_view what = "another key id";
+    if (mine && named->partition != mine->partition) {
+      what = "another partition";
+    } else if (mine && named->account != mine->account) {
+      what = "another account";
+    }
+    return refuse(fmt::format("{} than --aws-key-id {}", what, Printable(options_.key_id)));
   }
-  if (parts[3] != options_.region) return refuse(fmt::format("region is not {}", options_.region));
-  const size_t slash = resource.find('/', 4);
-  const std::string_view key_part = resource.substr(0, slash);
-  if (key_part.size() <= 4) return refuse("no key id");
-  return std::string(rest.substr(0, pos + key_part.size()));
+  return configured;
+}
+
+absl::StatusOr<std::string> AwsKms::ConfiguredKeyArn(const CallContext& ctx) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!key_arn_.empty()) return key_arn_;
+  }
+  absl::Status described = Describe(ctx).status();
+  absl::MutexLock lock(&mu_);
+  if (!key_arn_.empty()) return key_arn_;  // Resolved, even if the key is not usable now.
+  return Annotate(described, fmt::format("resolving --aws-key-id {}", Printable(options_.key_id)));
 }
 
 absl::StatusOr<SecretBytes> AwsKms::Decrypt(std::string_view key_id, std::string_view blob,
@@ -238,6 +307,11 @@ absl::StatusOr<WrappedKey> AwsKms::Wrap(const SecretBytes& key, const CallContex
   if (key_arn.empty() || !blob.ok() || blob->empty()) {
     return absl::UnavailableError("AWS KMS Encrypt: the answer has no KeyId or CiphertextBlob");
   }
+  if (std::optional<KeyArnParts> parts = SplitKeyArn(key_arn);
+      !parts || parts->key_arn != key_arn || !PrintableAscii(key_arn)) {
+    return absl::UnavailableError(
+        fmt::format("AWS KMS Encrypt: KeyId {} is not a KMS key ARN", Printable(key_arn)));
+  }
 
   // Check that the blob opens (kms:Decrypt is allowed, the context matches) before the plugin
   // relies on it, and learn which key material wrapped it (Encrypt does not say).
@@ -248,6 +322,10 @@ absl::StatusOr<WrappedKey> AwsKms::Wrap(const SecretBytes& key, const CallContex
   }
   if (!roundtrip->ConstantTimeEquals(key)) {
     return absl::InternalError("AWS KMS Decrypt of a freshly wrapped key gave other bytes");
+  }
+  if (!PrintableAscii(material)) {
+    return absl::UnavailableError(fmt::format("AWS KMS Decrypt: KeyMaterialId {} is malformed",
+                                              Printable(material)));
   }
   if (material.empty()) {
     // No KeyMaterialId from Decrypt: use what DescribeKey says is current.
@@ -273,24 +351,26 @@ absl::StatusOr<WrappedKey> AwsKms::Wrap(const SecretBytes& key, const CallContex
   wrapped.kek_id = MakeKekId(key_arn, material);
   if (wrapped.kek_id.size() > kMaxKekIdSize) {
     return absl::InternalError(
-        fmt::format("kek_id for {} is longer than {} bytes", key_arn, kMaxKekIdSize));
+        fmt::format("kek_id for {} is longer than {} bytes", Printable(key_arn), kMaxKekIdSize));
   }
   wrapped.blob = std::move(*blob);
   return wrapped;
 }
 
 absl::StatusOr<SecretBytes> AwsKms::Unwrap(const WrappedKey& wrapped, const CallContext& ctx) {
-  KMSP_ASSIGN_OR_RETURN(std::string key_arn, OwnedKeyArn(wrapped.kek_id));
   if (wrapped.blob.empty()) {
     return absl::InvalidArgumentError(
-        fmt::format("AWS KMS Decrypt for kek_id {}: empty blob", wrapped.kek_id));
+        fmt::format("AWS KMS Decrypt for kek_id {}: empty blob", PrintableKekId(wrapped.kek_id)));
   }
+  KMSP_ASSIGN_OR_RETURN(std::string key_arn, OwnedKeyArn(wrapped.kek_id, ctx));
   std::string material;
   absl::StatusOr<SecretBytes> key = Decrypt(key_arn, wrapped.blob, ctx, &material);
-  if (!key.ok()) return Annotate(key.status(), fmt::format("kek_id {}", wrapped.kek_id));
+  if (!key.ok()) {
+    return Annotate(key.status(), fmt::format("kek_id {}", PrintableKekId(wrapped.kek_id)));
+  }
   if (!material.empty() && wrapped.kek_id != MakeKekId(key_arn, material)) {
-    spdlog::warn("AWS KMS Decrypt for kek_id {} reported key material {}", wrapped.kek_id,
-                 material);
+    spdlog::warn("AWS KMS Decrypt for kek_id {} reported key material {}",
+                 PrintableKekId(wrapped.kek_id), Printable(material));
   }
   return key;
 }
@@ -314,17 +394,36 @@ absl::StatusOr<KeyStatus> AwsKms::Describe(const CallContext& ctx) {
   if (spec.empty()) spec = StringField(meta, "CustomerMasterKeySpec");
   const std::string material = StringField(meta, "CurrentKeyMaterialId");
   if (arn.empty()) return absl::UnavailableError("AWS KMS DescribeKey: the answer has no Arn");
+  std::optional<KeyArnParts> parts = SplitKeyArn(arn);
+  if (!parts || parts->key_arn != arn || !PrintableAscii(arn) || !PrintableAscii(material)) {
+    return absl::UnavailableError(
+        fmt::format("AWS KMS DescribeKey: Arn {} is not a KMS key ARN", Printable(arn)));
+  }
+  {
+    // The configured key is resolved whatever its state: Unwrap accepts only this ARN.
+    absl::MutexLock lock(&mu_);
+    key_arn_ = arn;
+  }
   if (state != "Enabled") {
-    return absl::FailedPreconditionError(
-        fmt::format("AWS KMS key {} is {}, not Enabled", arn, state.empty() ? "?" : state));
+    const std::string msg = fmt::format("AWS KMS key {} is {}, not Enabled", arn,
+                                        state.empty() ? "?" : Printable(state, 64));
+    // Only a state the key owner chose refuses the key: Disabled, PendingDeletion (and its
+    // multi-Region replica form), PendingImport (no key material). Unavailable (a disconnected
+    // custom key store), Updating, Creating and any state this code does not know are transient:
+    // an outage, through which the plugin coasts on its cached keys.
+    if (state == "Disabled" || state == "PendingDeletion" || state == "PendingImport" ||
+        state == "PendingReplicaDeletion") {
+      return absl::FailedPreconditionError(msg);
+    }
+    return absl::UnavailableError(msg + " (a transient key state, not a revocation)");
   }
   if (!usage.empty() && usage != "ENCRYPT_DECRYPT") {
-    return absl::FailedPreconditionError(
-        fmt::format("AWS KMS key {} has KeyUsage {}, not ENCRYPT_DECRYPT", arn, usage));
+    return absl::FailedPreconditionError(fmt::format(
+        "AWS KMS key {} has KeyUsage {}, not ENCRYPT_DECRYPT", arn, Printable(usage, 64)));
   }
   if (!spec.empty() && spec != "SYMMETRIC_DEFAULT") {
-    return absl::FailedPreconditionError(
-        fmt::format("AWS KMS key {} has KeySpec {}, not SYMMETRIC_DEFAULT", arn, spec));
+    return absl::FailedPreconditionError(fmt::format(
+        "AWS KMS key {} has KeySpec {}, not SYMMETRIC_DEFAULT", arn, Printable(spec, 64)));
   }
   KeyStatus status;
   status.kek_id = MakeKekId(arn, material);
@@ -334,7 +433,7 @@ absl::StatusOr<KeyStatus> AwsKms::Describe(const CallContext& ctx) {
   }
   status.description =
       fmt::format("AWS KMS key {} ({}), {}{}", arn, state, options_.endpoint,
-                  material.empty() ? "" : fmt::format(", key material {}", material));
+                  material.empty() ? "" : fmt::format(", key material {}", Printable(material)));
   absl::MutexLock lock(&mu_);
   key_arn_ = arn;
   current_material_ = material;

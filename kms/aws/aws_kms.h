@@ -23,12 +23,27 @@
 // keys wrapped before the change (InvalidCiphertextException).
 //
 // The blob is the CiphertextBlob exactly as AWS returned it (so `aws kms decrypt` can open it).
-// Unwrap accepts any kek_id naming a key ARN in this backend's partition and region (so blobs
-// wrapped under a key an alias pointed to before still open, if IAM allows), and sends that ARN as
-// KeyId; any other kek_id is FAILED_PRECONDITION.
+// Unwrap accepts only a kek_id whose key ARN is exactly the configured key's ARN (same
+// partition, region, account and key id; --aws-key-id given as an alias or key id is resolved
+// with DescribeKey once), and sends that ARN as KeyId. Any other kek_id is FAILED_PRECONDITION
+// with no remote call: the plugin never lends its IAM role to a key a client names (another
+// account's key, another key of the account, the key another alias points to). So re-pointing
+// the alias to a new key does not let this plugin open keys wrapped under the old one: keep a
+// plugin for the old key as a second, read-only provider until the data is re-encrypted.
+//
+// --aws-endpoint must be https://; http:// is refused unless allow_insecure_http (the
+// --aws-insecure-http-for-tests flag), since wrapped keys, plaintext data keys and session tokens
+// would cross the network in clear.
+//
+// Key states (Probe): Disabled, PendingDeletion, PendingReplicaDeletion and PendingImport are
+// FAILED_PRECONDITION (a revocation); Unavailable, Updating, Creating and unknown states are
+// UNAVAILABLE (an outage: the plugin coasts on its cached keys).
+//
+// Client and remote text (kek_ids, ARNs and states in answers, AWS error messages) reaches
+// messages and logs only through Printable().
 //
 // Error codes: those of KmsApi (kms_api.h); Probe also returns FAILED_PRECONDITION when the key is
-// not Enabled, not ENCRYPT_DECRYPT or not SYMMETRIC_DEFAULT. Thread-safe.
+// revoked (see key states), not ENCRYPT_DECRYPT or not SYMMETRIC_DEFAULT. Thread-safe.
 #ifndef KMSP_KMS_AWS_AWS_KMS_H_
 #define KMSP_KMS_AWS_AWS_KMS_H_
 
@@ -56,6 +71,8 @@ struct AwsKmsOptions {
   std::string endpoint;  // Empty: https://kms[-fips].<region>.amazonaws.com (…com.cn in China).
   std::string ca_file;   // PEM CA bundle for the endpoint (and STS); empty: the system bundle.
   bool fips = false;
+  // Accept an http:// endpoint (KMS and STS). Tests only (--aws-insecure-http-for-tests).
+  bool allow_insecure_http = false;
   // The user's encryption-context entries (kPluginContextKey is reserved and always added).
   std::vector<std::pair<std::string, std::string>> encryption_context;
   RetryPolicy retry;
@@ -98,8 +115,11 @@ class AwsKms final : public KeyEncryptionService {
   AwsKms(AwsKmsOptions options, std::unique_ptr<HttpClient> http,
          std::unique_ptr<CredentialsProvider> credentials);
 
-  // The key ARN a kek_id names, if it is one this backend owns.
-  absl::StatusOr<std::string> OwnedKeyArn(std::string_view kek_id) const;
+  // The key ARN a kek_id names, if it is the configured key (resolving it first if needed);
+  // FAILED_PRECONDITION otherwise, without a Decrypt call.
+  absl::StatusOr<std::string> OwnedKeyArn(std::string_view kek_id, const CallContext& ctx);
+  // The configured key's ARN: resolved by DescribeKey once (whatever the key's state), or known.
+  absl::StatusOr<std::string> ConfiguredKeyArn(const CallContext& ctx);
   absl::StatusOr<SecretBytes> Decrypt(std::string_view key_id, std::string_view blob,
                                       const CallContext& ctx, std::string* key_material_id);
   absl::StatusOr<KeyStatus> Describe(const CallContext& ctx);
@@ -111,7 +131,7 @@ class AwsKms final : public KeyEncryptionService {
   std::unique_ptr<KmsApi> api_;
 
   absl::Mutex mu_;
-  std::string key_arn_ ABSL_GUARDED_BY(mu_);           // Resolved by DescribeKey / Encrypt.
+  std::string key_arn_ ABSL_GUARDED_BY(mu_);           // Resolved by DescribeKey.
   std::string current_material_ ABSL_GUARDED_BY(mu_);  // Last CurrentKeyMaterialId seen.
 };
 

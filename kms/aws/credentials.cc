@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
 
@@ -20,7 +21,7 @@ absl::StatusOr<absl::Time> ParseAwsTime(std::string_view text) {
   std::string err;
   if (!absl::ParseTime(absl::RFC3339_full, ToAbsl(text), &t, &err)) {
     return absl::InvalidArgumentError(
-        fmt::format("time '{}' is not ISO 8601 (e.g. 2024-01-01T12:00:00Z)", text));
+        fmt::format("time '{}' is not ISO 8601 (e.g. 2024-01-01T12:00:00Z)", Printable(text)));
   }
   return t;
 }

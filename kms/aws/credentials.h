@@ -40,7 +40,9 @@ EnvLookup ProcessEnv();
 //
 // Fetch() failure codes: NOT_FOUND when the source is not configured here (the chain then tries
 // the next one); UNAVAILABLE when it is configured but its endpoint is unreachable or failing
-// (transient); UNAUTHENTICATED / PERMISSION_DENIED when it refused us; INVALID_ARGUMENT when its
+// (transient), or its token file is missing, unreadable or empty (a local outage);
+// UNAUTHENTICATED / PERMISSION_DENIED only when AWS itself refused the identity or role (these
+// count as a revocation upstream: never use them for a local problem); INVALID_ARGUMENT when its
 // configuration or answer is malformed; DEADLINE_EXCEEDED when ctx.deadline passed.
 class CredentialsProvider {
  public:

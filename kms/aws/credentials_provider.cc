@@ -1,6 +1,7 @@
 #include "kms/aws/credentials_provider.h"
 
 
+#include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
 #include "kms/aws/remote_credentials_provider.h"
@@ -181,7 +182,8 @@ absl::StatusOr<AwsCredentials> ChainCredentialsProvider::Fetch(const CallContext
   for (const auto& p : providers_) {
     absl::StatusOr<AwsCredentials> c = p->Fetch(ctx);
     if (c.ok()) {
-      spdlog::info("AWS credentials from {} (access key id {})", p->Name(), c->access_key_id);
+      spdlog::info("AWS credentials from {} (access key id {})", p->Name(),
+                   Printable(c->access_key_id));
       absl::MutexLock lock(&mu_);
       chosen_ = p.get();
       return c;
@@ -192,7 +194,9 @@ absl::StatusOr<AwsCredentials> ChainCredentialsProvider::Fetch(const CallContext
     if (!tried.empty()) tried += "; ";
     tried += fmt::format("{}: {}", p->Name(), ToStd(c.status().message()));
   }
-  return absl::UnauthenticatedError(fmt::format("no AWS credentials found ({})", tried));
+  // Nothing configured here is a local problem (a missing file or variable), not AWS refusing us:
+  // UNAVAILABLE, so it never purges the cached keys the way a revocation does.
+  return absl::UnavailableError(fmt::format("no AWS credentials found ({})", tried));
 }
 
 void ChainCredentialsProvider::Invalidate() {

@@ -83,7 +83,7 @@ class ProfileCredentialsProvider final : public CredentialsProvider {
 };
 
 // Tries providers in order (see the file comment). When every provider is NOT_FOUND, returns
-// UNAUTHENTICATED naming what was tried.
+// UNAVAILABLE naming what was tried (nothing configured is a local outage, not a refusal).
 class ChainCredentialsProvider final : public CredentialsProvider {
  public:
   explicit ChainCredentialsProvider(std::vector<std::unique_ptr<CredentialsProvider>> providers)
@@ -135,6 +135,9 @@ class RefreshingCredentialsProvider final : public CredentialsProvider {
 struct DefaultChainOptions {
   std::string region;  // For the regional STS endpoint.
   bool fips = false;   // Use sts-fips where it exists.
+  // Accept an http:// STS endpoint (AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL). Tests only: the
+  // web identity token and the issued credentials would cross the network in clear.
+  bool allow_insecure_http = false;
 };
 
 // The default chain described in the file comment, wrapped in RefreshingCredentialsProvider.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
 #include "kms/aws/sigv4.h"
@@ -65,20 +66,23 @@ AwsError ClassifyKmsError(std::string_view operation, int http_status,
     auto it = doc.find("__type");
     if (it != doc.end() && it->is_string()) raw_code = it->get<std::string>();
   }
-  e.code = raw_code.empty() ? std::to_string(http_status) : SanitizeErrorCode(raw_code);
+  // Everything taken from the answer is remote text: it goes through Printable() before it is
+  // kept, so no message or log line built from it carries raw remote bytes.
+  e.code = raw_code.empty() ? std::to_string(http_status)
+                            : Printable(SanitizeErrorCode(raw_code), kMaxErrorCodeLength);
   if (doc.is_object()) {
     for (const char* key : {"message", "Message"}) {
       auto it = doc.find(key);
       if (it != doc.end() && it->is_string()) {
-        e.message = it->get<std::string>();
+        e.message = Printable(it->get_ref<const std::string&>(), kMaxErrorMessageLength);
         break;
       }
     }
   }
-  const std::string msg =
-      fmt::format("AWS KMS {}: {} (HTTP {}){}{}", operation, e.code, http_status,
-                  e.message.empty() ? "" : ": " + e.message,
-                  request_id.empty() ? "" : fmt::format(" [request id {}]", request_id));
+  const std::string msg = fmt::format(
+      "AWS KMS {}: {} (HTTP {}){}{}", operation, e.code, http_status,
+      e.message.empty() ? "" : ": " + e.message,
+      request_id.empty() ? "" : fmt::format(" [request id {}]", Printable(request_id, 64)));
   const std::string_view c = e.code;
   if (IsThrottlingCode(c) ||
       OneOf(c, {"KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException",
@@ -125,7 +129,14 @@ absl::StatusOr<std::unique_ptr<KmsApi>> KmsApi::Create(KmsApiOptions options, Ht
   const size_t sep = url.find("://");
   if (sep == std::string::npos || (url.substr(0, sep) != "https" && url.substr(0, sep) != "http")) {
     return absl::InvalidArgumentError(
-        fmt::format("AWS KMS endpoint {} is not an http(s):// URL", url));
+        fmt::format("AWS KMS endpoint {} is not an https:// URL", Printable(url)));
+  }
+  if (url.substr(0, sep) == "http" && !options.allow_insecure_http) {
+    // Wrapped keys, plaintext data keys and session tokens would cross the network in clear.
+    return absl::InvalidArgumentError(fmt::format(
+        "AWS KMS endpoint {} is plain http://; use https:// (http is accepted only with "
+        "--aws-insecure-http-for-tests)",
+        Printable(url)));
   }
   const std::string rest = url.substr(sep + 3);
   const size_t slash = rest.find('/');
@@ -134,7 +145,7 @@ absl::StatusOr<std::unique_ptr<KmsApi>> KmsApi::Create(KmsApiOptions options, Ht
   if (host.empty() || host.find_first_of("@?#") != std::string::npos ||
       path.find_first_of("?#") != std::string::npos) {
     return absl::InvalidArgumentError(
-        fmt::format("AWS KMS endpoint {} is not host[:port][/path]", url));
+        fmt::format("AWS KMS endpoint {} is not host[:port][/path]", Printable(url)));
   }
   // The default port is not part of Host (what curl sends, and what AWS signs).
   const std::string scheme = url.substr(0, sep);
@@ -245,20 +256,22 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
       // TLS verification failures will not heal by retrying; connection failures may.
       retryable = ToStd(last.message()).find("SSL certificate") == std::string_view::npos &&
                   IsIdempotent(operation);
-      spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation, ctx.uid, attempt,
-                    absl::FormatDuration(latency), last.ToString());
+      spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation,
+                    Printable(ctx.uid), attempt, absl::FormatDuration(latency), last.ToString());
     } else {
       const std::string request_id(resp->Header("x-amzn-requestid").value_or(""));
       if (resp->status == 200) {
-        spdlog::debug("AWS KMS {} uid={} ok in {} (attempt {}, request id {})", operation, ctx.uid,
-                      absl::FormatDuration(latency), attempt, request_id);
+        spdlog::debug("AWS KMS {} uid={} ok in {} (attempt {}, request id {})", operation,
+                      Printable(ctx.uid), absl::FormatDuration(latency), attempt,
+                      Printable(request_id, 64));
         return std::move(resp->body);
       }
       AwsError err =
           ClassifyKmsError(operation, resp->status, resp->Header("x-amzn-errortype").value_or(""),
                            resp->body.Reveal(), request_id);
-      spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation, ctx.uid, attempt,
-                    absl::FormatDuration(latency), err.status.ToString());
+      spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation,
+                    Printable(ctx.uid), attempt, absl::FormatDuration(latency),
+                    err.status.ToString());
       last = err.status;
       retryable = err.retryable && (IsIdempotent(operation) || IsThrottlingCode(err.code));
       if ((err.code == "ExpiredTokenException" || err.code == "ExpiredToken" ||

@@ -19,8 +19,8 @@
 //   INTERNAL: ValidationException, SerializationException (a request we built wrongly);
 //   UNKNOWN: anything else.
 //   DEADLINE_EXCEEDED when the caller's deadline passes (retries never sleep past it).
-// Messages carry the operation, the code, the HTTP status, AWS's message and request id; never a
-// request or response body.
+// Messages carry the operation, the code, the HTTP status, AWS's message and request id (each
+// through Printable(): printable ASCII, bounded); never a request or response body.
 //
 // Thread-safe.
 #ifndef KMSP_KMS_AWS_KMS_API_H_
@@ -40,6 +40,10 @@
 
 namespace kmsplugin::aws {
 
+// Bounds for the remote text kept in an AwsError (after Printable()).
+inline constexpr size_t kMaxErrorCodeLength = 64;
+inline constexpr size_t kMaxErrorMessageLength = 256;
+
 struct RetryPolicy {
   int max_attempts = 3;  // First try included.
   absl::Duration base_delay = absl::Milliseconds(100);
@@ -48,8 +52,9 @@ struct RetryPolicy {
 
 // A parsed AWS error response.
 struct AwsError {
-  std::string code;     // Sanitized: "ThrottlingException" (namespace and ":…" suffix removed).
-  std::string message;  // AWS's message ("message" or "Message").
+  std::string code;     // Sanitized: "ThrottlingException" (namespace and ":…" suffix removed),
+                        // then Printable(), at most kMaxErrorCodeLength.
+  std::string message;  // AWS's message ("message" or "Message"), Printable(), bounded.
   int http_status = 0;
   bool retryable = false;  // Transient: retry with backoff.
   absl::Status status;     // The code it maps to (see the file comment).
@@ -67,6 +72,9 @@ std::string SanitizeErrorCode(std::string_view raw);
 struct KmsApiOptions {
   std::string endpoint;  // https://kms.<region>.amazonaws.com (a path, if any, is kept).
   std::string region;    // Signing region.
+  // Accept an http:// endpoint. Tests only: wrapped keys, plaintext data keys and the session
+  // token would cross the network in clear (the --aws-insecure-http-for-tests flag).
+  bool allow_insecure_http = false;
   RetryPolicy retry;
   size_t max_concurrent_calls = 16;
   absl::Duration default_call_timeout = absl::Seconds(10);  // When ctx has no deadline.
@@ -74,7 +82,8 @@ struct KmsApiOptions {
 
 class KmsApi {
  public:
-  // INVALID_ARGUMENT for an endpoint that is not http(s)://host[:port][/path].
+  // INVALID_ARGUMENT for an endpoint that is not https://host[:port][/path] (or http://… with
+  // allow_insecure_http).
   // `http`, `credentials` and `clock` must outlive the KmsApi; `clock` gives the signing time.
   static absl::StatusOr<std::unique_ptr<KmsApi>> Create(KmsApiOptions options, HttpClient* http,
                                                         CredentialsProvider* credentials,

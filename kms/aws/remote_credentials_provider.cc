@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "absl/cleanup/cleanup.h"
+#include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
 #include "kms/aws/sigv4.h"
@@ -23,18 +24,21 @@ std::string AsciiLower(std::string s) {
   return s;
 }
 
-// Reads a token file into SecretBytes, trimming trailing whitespace.
+// Reads a token file into SecretBytes, trimming trailing whitespace. A token file that is missing,
+// unreadable or empty is a local outage (kubelet has not written it yet, a volume is gone), never
+// AWS refusing us: UNAVAILABLE, so the plugin coasts on its cached keys instead of purging them.
 absl::StatusOr<SecretBytes> ReadTokenFile(const std::string& path, std::string_view what) {
   absl::StatusOr<std::string> read = ReadCredentialsFile(path);
   if (!read.ok()) {
-    return absl::UnauthenticatedError(fmt::format("{} token file {} cannot be read", what, path));
+    return absl::UnavailableError(
+        fmt::format("{} token file {} cannot be read", what, Printable(path)));
   }
   std::string text = std::move(*read);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
     text.pop_back();
   }
   if (text.empty()) {
-    return absl::UnauthenticatedError(fmt::format("{} token file {} is empty", what, path));
+    return absl::UnavailableError(fmt::format("{} token file {} is empty", what, Printable(path)));
   }
   return SecretBytes::TakeFrom(text);
 }
@@ -109,7 +113,7 @@ absl::StatusOr<AwsCredentials> ParseJsonCredentials(const SecretBytes& body, std
     wipe();
     return absl::InvalidArgumentError(
         fmt::format("{}: the answer has no AccessKeyId/SecretAccessKey{}", what,
-                    code.empty() ? "" : fmt::format(" (Code {})", code)));
+                    code.empty() ? "" : fmt::format(" (Code {})", Printable(code))));
   }
   AwsCredentials c;
   c.access_key_id = *akid;
@@ -221,6 +225,13 @@ absl::StatusOr<AwsCredentials> WebIdentityCredentialsProvider::Fetch(const CallC
   WipeString(encoded_jwt);
 
   const std::string endpoint = Endpoint();
+  const std::string scheme = AsciiLower(endpoint.substr(0, endpoint.find("://")));
+  if (scheme != "https" && !(scheme == "http" && options_.allow_insecure_http)) {
+    return absl::InvalidArgumentError(fmt::format(
+        "STS endpoint {} is not https:// (the web identity token and the credentials STS returns "
+        "would cross the network in clear)",
+        Printable(endpoint)));
+  }
   HttpRequest req;
   req.method = "POST";
   req.url = endpoint;
@@ -232,8 +243,9 @@ absl::StatusOr<AwsCredentials> WebIdentityCredentialsProvider::Fetch(const CallC
   std::string_view xml = resp.body.Reveal();
   if (resp.status != 200) {
     const std::string code = XmlText(xml, "Code").value_or("");
-    const std::string what = fmt::format("STS AssumeRoleWithWebIdentity at {} for {}: HTTP {} {}",
-                                         endpoint, *role_arn, resp.status, code);
+    const std::string what =
+        fmt::format("STS AssumeRoleWithWebIdentity at {} for {}: HTTP {} {}", Printable(endpoint),
+                    Printable(*role_arn), resp.status, Printable(code));
     if (code == "IDPCommunicationError" || code == "Throttling" || code == "ThrottlingException" ||
         resp.status >= 500 || resp.status == 429) {
       return absl::UnavailableError(what);
@@ -259,7 +271,7 @@ absl::StatusOr<AwsCredentials> WebIdentityCredentialsProvider::Fetch(const CallC
   if (!akid || !secret || !token || !expiration || akid->empty() || secret->empty()) {
     wipe();
     return absl::InvalidArgumentError(fmt::format(
-        "STS AssumeRoleWithWebIdentity at {}: the answer has no Credentials", endpoint));
+        "STS AssumeRoleWithWebIdentity at {}: the answer has no Credentials", Printable(endpoint)));
   }
   absl::StatusOr<absl::Time> exp = ParseAwsTime(*expiration);
   if (!exp.ok()) {
@@ -271,7 +283,7 @@ absl::StatusOr<AwsCredentials> WebIdentityCredentialsProvider::Fetch(const CallC
   c.secret_access_key = SecretBytes::TakeFrom(*secret);
   c.session_token = SecretBytes::TakeFrom(*token);
   c.expiration = *exp;
-  c.source = fmt::format("{}:{}", Name(), *role_arn);
+  c.source = fmt::format("{}:{}", Name(), Printable(*role_arn));
   return c;
 }
 
@@ -382,7 +394,9 @@ absl::StatusOr<AwsCredentials> ImdsCredentialsProvider::Fetch(const CallContext&
           continue;
         }
       }
-      if (resp.status != 200) return HttpFailure(resp.status, fmt::format("IMDS {}", path));
+      if (resp.status != 200) {
+        return HttpFailure(resp.status, fmt::format("IMDS {}", Printable(path)));  // Has the role.
+      }
       return resp;
     }
   };
@@ -402,7 +416,7 @@ absl::StatusOr<AwsCredentials> ImdsCredentialsProvider::Fetch(const CallContext&
         absl::FormatTime(c.expiration));
     c.expiration = now + absl::Minutes(20);
   }
-  c.source = fmt::format("{}:{}", Name(), role);
+  c.source = fmt::format("{}:{}", Name(), Printable(role));  // The role name comes from IMDS.
   return c;
 }
 

@@ -8,9 +8,17 @@
 // error message.
 //
 // Fetch() codes: NOT_FOUND when the provider is not configured by the environment; UNAVAILABLE
-// for unreachable endpoints, 5xx, throttling and IDPCommunicationError; UNAUTHENTICATED when the
-// token or identity is refused or missing; PERMISSION_DENIED for AccessDenied;
-// INVALID_ARGUMENT for a malformed answer or configuration; DEADLINE_EXCEEDED.
+// for unreachable endpoints, 5xx, throttling and IDPCommunicationError, and for a token file that
+// is missing, unreadable or empty (a local outage, never a revocation); UNAUTHENTICATED when the
+// token or identity is refused; PERMISSION_DENIED for AccessDenied; INVALID_ARGUMENT for a
+// malformed answer or configuration; DEADLINE_EXCEEDED.
+//
+// Plain http: the STS endpoint must be https (it carries the web identity token and returns
+// credentials), unless DefaultChainOptions::allow_insecure_http (tests only). The container
+// endpoint and IMDS stay plain http as in every AWS SDK: they are link-local or loopback
+// addresses on the node itself (169.254.170.2, 169.254.170.23, fd00:ec2::23, 169.254.169.254,
+// fd00:ec2::254, 127.0.0.0/8), never a network path; a container FULL_URI to any other host must be
+// https. AWS_EC2_METADATA_SERVICE_ENDPOINT is taken as given, as botocore does.
 #ifndef KMSP_KMS_AWS_REMOTE_CREDENTIALS_PROVIDER_H_
 #define KMSP_KMS_AWS_REMOTE_CREDENTIALS_PROVIDER_H_
 

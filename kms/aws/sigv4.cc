@@ -53,20 +53,45 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// Trims and collapses every run of whitespace (spaces, tabs, folded line breaks) to one space.
-std::string TrimAll(std::string_view v) {
-  std::string out;
+// Builds a string straight into a SecretBytes of exactly the right size: a first pass counts, a
+// second pass writes. The bytes are never in a growable std::string, whose reallocations would
+// leave unwiped copies of the session token on the heap.
+class SecretBuilder {
+ public:
+  void Append(std::string_view s) {
+    if (writing_) std::memcpy(out_.MutableData() + pos_, s.data(), s.size());
+    pos_ += s.size();
+  }
+  void Push(char c) { Append(std::string_view(&c, 1)); }
+  // Ends the counting pass; the same Append/Push calls must follow.
+  void StartWriting() {
+    out_ = SecretBytes(pos_);
+    pos_ = 0;
+    writing_ = true;
+  }
+  SecretBytes Take() { return std::move(out_); }
+
+ private:
+  SecretBytes out_;
+  size_t pos_ = 0;
+  bool writing_ = false;
+};
+
+// Appends `v` trimmed, with every run of whitespace (spaces, tabs, folded line breaks) collapsed
+// to one space.
+void AppendTrimmed(SecretBuilder& out, std::string_view v) {
+  bool any = false;
   bool pending_space = false;
   for (char c : v) {
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-      pending_space = !out.empty();
+      pending_space = any;
       continue;
     }
-    if (pending_space) out.push_back(' ');
+    if (pending_space) out.Push(' ');
     pending_space = false;
-    out.push_back(c);
+    any = true;
+    out.Push(c);
   }
-  return out;
 }
 
 // RFC 3986 §5.2.4 remove_dot_segments, also collapsing empty segments (repeated '/'), as every
@@ -143,7 +168,6 @@ std::string CanonicalQueryString(std::string_view query) {
 }
 
 SigV4Result::~SigV4Result() {
-  WipeString(canonical_request);
   for (HttpHeader& h : headers_to_add) WipeString(h.value);
 }
 
@@ -164,50 +188,65 @@ absl::StatusOr<SigV4Result> SignV4(const SigV4Request& request, const AwsCredent
   const std::string date = result.amz_date.substr(0, 8);
   const std::string payload_hash = Sha256Hex(request.payload);
 
-  // Headers the signer adds before signing.
+  // Headers the signer adds before signing. The session token is only referenced here (a view of
+  // the credentials' SecretBytes), never copied into a std::string on the way to the canonical
+  // request.
   std::vector<HttpHeader> signed_extra;
   signed_extra.push_back({"X-Amz-Date", result.amz_date});
   if (options.add_content_sha256_header) {
     signed_extra.push_back({"x-amz-content-sha256", payload_hash});
   }
   const bool has_token = !credentials.session_token.empty();
-  if (has_token && options.sign_session_token) {
-    signed_extra.push_back(
-        {"X-Amz-Security-Token", std::string(credentials.session_token.Reveal())});
+  const bool sign_token = has_token && options.sign_session_token;
+
+  // Canonical headers: lower-cased names, sorted; repeated names joined with ',' in order. The
+  // values are views of the request's headers, of signed_extra and of the token.
+  std::map<std::string, std::vector<std::string_view>> canonical;
+  for (const HttpHeader& h : request.headers) canonical[Lower(h.name)].push_back(h.value);
+  for (const HttpHeader& h : signed_extra) canonical[Lower(h.name)].push_back(h.value);
+  if (sign_token) {
+    canonical["x-amz-security-token"].push_back(credentials.session_token.Reveal());
   }
-
-  // Canonical headers: lower-cased names, sorted; repeated names joined with ',' in order.
-  std::map<std::string, std::string> canonical;
-  bool has_host = false;
-  auto add = [&canonical, &has_host](const HttpHeader& h) {
-    std::string name = Lower(h.name);
-    if (name == "host") has_host = true;
-    auto [it, inserted] = canonical.try_emplace(name, TrimAll(h.value));
-    if (!inserted) it->second += "," + TrimAll(h.value);
-  };
-  for (const HttpHeader& h : request.headers) add(h);
-  for (const HttpHeader& h : signed_extra) add(h);
-  if (!has_host) return absl::InvalidArgumentError("SigV4: the request has no Host header");
-
-  std::string canonical_headers;
-  for (const auto& [name, value] : canonical) {
-    canonical_headers += name + ":" + value + "\n";
+  if (canonical.count("host") == 0) {
+    return absl::InvalidArgumentError("SigV4: the request has no Host header");
+  }
+  for (const auto& [name, values] : canonical) {
     if (!result.signed_headers.empty()) result.signed_headers += ';';
     result.signed_headers += name;
   }
-  if (canonical.count("x-amz-security-token") > 0) {
-    WipeString(canonical["x-amz-security-token"]);
-  }
 
-  result.canonical_request = fmt::format(
-      "{}\n{}\n{}\n{}\n{}\n{}", request.method, CanonicalUri(request.path, options.normalize_path),
-      CanonicalQueryString(request.query), canonical_headers, result.signed_headers, payload_hash);
-  WipeString(canonical_headers);
+  // The canonical request holds the token when it is signed: it is built in SecretBytes.
+  const std::string uri = CanonicalUri(request.path, options.normalize_path);
+  const std::string query = CanonicalQueryString(request.query);
+  SecretBuilder builder;
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) builder.StartWriting();
+    builder.Append(request.method);
+    builder.Push('\n');
+    builder.Append(uri);
+    builder.Push('\n');
+    builder.Append(query);
+    builder.Push('\n');
+    for (const auto& [name, values] : canonical) {
+      builder.Append(name);
+      builder.Push(':');
+      for (size_t i = 0; i < values.size(); ++i) {
+        if (i > 0) builder.Push(',');
+        AppendTrimmed(builder, values[i]);
+      }
+      builder.Push('\n');
+    }
+    builder.Push('\n');
+    builder.Append(result.signed_headers);
+    builder.Push('\n');
+    builder.Append(payload_hash);
+  }
+  result.canonical_request = builder.Take();
 
   const std::string scope =
       fmt::format("{}/{}/{}/aws4_request", date, options.region, options.service);
   result.string_to_sign = fmt::format("{}\n{}\n{}\n{}", kAlgorithm, result.amz_date, scope,
-                                      Sha256Hex(result.canonical_request));
+                                      Sha256Hex(result.canonical_request.Reveal()));
 
   // Signing key chain; every intermediate is secret.
   SecretBytes k_secret(4 + credentials.secret_access_key.size());
@@ -226,7 +265,13 @@ absl::StatusOr<SigV4Result> SignV4(const SigV4Request& request, const AwsCredent
                   credentials.access_key_id, scope, result.signed_headers, result.signature);
 
   result.headers_to_add = std::move(signed_extra);
-  if (has_token && !options.sign_session_token) {
+  if (has_token) {
+    // The one std::string copy of the token here: HttpHeader values are std::string (wiped by
+    // ~SigV4Result and ~HttpRequest; built at its final size, so no reallocation leaves a copy).
+    // Copies this code cannot avoid: libcurl's own header list and its send buffer
+    // (kms/http_client.cc wipes the curl_slist it builds; curl's internal buffers are freed
+    // unwiped), and on the receiving side the JSON/XML parsers' temporaries for the credentials
+    // answer (nlohmann's lexer token buffer is not wiped).
     result.headers_to_add.push_back(
         {"X-Amz-Security-Token", std::string(credentials.session_token.Reveal())});
   }

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "crypto/secret_bytes.h"
 #include "kms/aws/credentials.h"
 #include "kms/http_client.h"
 
@@ -48,7 +49,8 @@ struct SigV4Options {
 };
 
 // Every intermediate step, for tests. With a session token, canonical_request and
-// headers_to_add contain the token: never log them. Both are wiped on destruction.
+// headers_to_add contain the token: never log them. canonical_request is built directly in
+// SecretBytes (no std::string ever holds it); headers_to_add values are wiped on destruction.
 struct SigV4Result {
   SigV4Result() = default;
   ~SigV4Result();
@@ -56,7 +58,7 @@ struct SigV4Result {
   SigV4Result& operator=(SigV4Result&&) = default;
 
   std::string amz_date;  // YYYYMMDD'T'HHMMSS'Z'
-  std::string canonical_request;
+  SecretBytes canonical_request;  // Holds the session token when it is signed.
   std::string string_to_sign;
   std::string signed_headers;  // "host;x-amz-date"
   std::string signature;       // 64 lower-case hex

@@ -16,95 +16,17 @@
 #include "gtest/gtest.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
+#include "tests/aws/aws_kms_fixture.h"
 #include "tests/aws/fake_aws_server.h"
 #include "tests/matchers.h"
 
 namespace kmsplugin::aws {
 namespace {
 
-using ::kmsplugin::testing::FakeAwsServer;
-using ::kmsplugin::testing::IsOk;
-using ::kmsplugin::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-EnvLookup MapEnv(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
-    auto it = vars.find(std::string(name));
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
-
-CallContext Ctx(absl::Duration timeout = absl::Seconds(10)) {
-  return CallContext::WithTimeout(timeout, "test-uid");
-}
-
-SecretBytes DataKey(char fill = 'k') { return SecretBytes::CopyFrom(std::string(32, fill)); }
-
-class AwsKmsTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    auto server = FakeAwsServer::Start();
-    ASSERT_THAT(server, IsOk());
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    ASSERT_THAT(server_->Admin("/admin/reset"), IsOk());
-    absl::StatusOr<nlohmann::json> key = server_->Admin("/admin/keys", {{"alias", "k8s"}});
-    ASSERT_THAT(key, IsOk());
-    key_ = *key;
-    env_ = {{"AWS_ACCESS_KEY_ID", FakeAwsServer::kAccessKey},
-            {"AWS_SECRET_ACCESS_KEY", FakeAwsServer::kSecretKey},
-            {"AWS_EC2_METADATA_DISABLED", "true"},
-            {"HOME", "/nonexistent"}};
-  }
-
-  AwsKmsOptions Options(std::string key_id = "alias/k8s") {
-    AwsKmsOptions o;
-    o.key_id = std::move(key_id);
-    o.region = "us-east-1";
-    o.endpoint = server_->kms_endpoint();
-    o.ca_file = server_->ca_file();
-    o.env = MapEnv(env_);
-    o.retry.base_delay = absl::Milliseconds(5);
-    o.retry.max_delay = absl::Milliseconds(20);
-    return o;
-  }
-
-  std::unique_ptr<AwsKms> Make(AwsKmsOptions o) {
-    absl::StatusOr<std::unique_ptr<AwsKms>> kms = AwsKms::Create(std::move(o), RealClock::Get());
-    EXPECT_THAT(kms, IsOk());
-    return kms.ok() ? std::move(*kms) : nullptr;
-  }
-  std::unique_ptr<AwsKms> Make() { return Make(Options()); }
-
-  void Fault(const std::string& kind, int count, const std::string& op = "*", int delay_ms = 0) {
-    ASSERT_THAT(server_->Admin("/admin/faults", {{"service", "kms"},
-                                                 {"op", op},
-                                                 {"kind", kind},
-                                                 {"count", count},
-                                                 {"delay_ms", delay_ms}}),
-                IsOk());
-  }
-
-  std::string Arn() const { return key_["arn"].get<std::string>(); }
-  std::string Material() const { return key_["material_id"].get<std::string>(); }
-
-  static FakeAwsServer* server_;
-  nlohmann::json key_;
-  std::map<std::string, std::string> env_;
-};
-
-FakeAwsServer* AwsKmsTest::server_ = nullptr;
 
 TEST_F(AwsKmsTest, WrapThenUnwrapRoundTripsUnderTheKeyArnAndMaterial) {
   auto kms = Make();
@@ -275,11 +197,12 @@ TEST_F(AwsKmsTest, WrongSecretOrUnknownAccessKeyIsUnauthenticated) {
               StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("UnrecognizedClient")));
 }
 
-TEST_F(AwsKmsTest, NoCredentialsAnywhereIsUnauthenticated) {
+TEST_F(AwsKmsTest, NoCredentialsAnywhereIsAnOutageNotARevocation) {
   env_.erase("AWS_ACCESS_KEY_ID");
   env_.erase("AWS_SECRET_ACCESS_KEY");
-  EXPECT_THAT(Make()->Probe(Ctx()),
-              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("no AWS credentials")));
+  absl::Status probe = Make()->Probe(Ctx()).status();
+  EXPECT_THAT(probe, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("no AWS credentials")));
+  EXPECT_FALSE(IsKeyRevokedError(probe));
 }
 
 TEST_F(AwsKmsTest, TamperedBlobIsInvalidArgument) {
@@ -309,15 +232,20 @@ TEST_F(AwsKmsTest, KekIdsOfOtherBackendsOrRegionsAreFailedPreconditionWithoutARe
   EXPECT_TRUE(log->empty());
 }
 
-TEST_F(AwsKmsTest, BlobUnderAnotherKeyOfTheRegionUnwrapsWithThatKeysArn) {
+TEST_F(AwsKmsTest, BlobUnderTheKeyAnotherAliasPointsToIsRefusedWithoutADecryptCall) {
   absl::StatusOr<nlohmann::json> other = server_->Admin("/admin/keys", {{"alias", "before"}});
   ASSERT_THAT(other, IsOk());
   absl::StatusOr<WrappedKey> wrapped = Make(Options("alias/before"))->Wrap(DataKey('o'), Ctx());
   ASSERT_THAT(wrapped, IsOk());
-  // The plugin now points at alias/k8s, yet keys wrapped under the previous key still open.
-  absl::StatusOr<SecretBytes> key = Make()->Unwrap(*wrapped, Ctx());
-  ASSERT_THAT(key, IsOk());
-  EXPECT_TRUE(key->ConstantTimeEquals(DataKey('o')));
+  ASSERT_THAT(server_->Admin("/admin/requests/clear"), IsOk());
+  // The plugin points at alias/k8s: it must not lend its role to another key of the account.
+  EXPECT_THAT(Make()->Unwrap(*wrapped, Ctx()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("another key id")));
+  absl::StatusOr<nlohmann::json> log = server_->Requests();
+  ASSERT_THAT(log, IsOk());
+  int decrypts = 0;
+  for (const auto& r : *log) decrypts += r["op"] == "Decrypt" ? 1 : 0;
+  EXPECT_EQ(decrypts, 0);
 }
 
 TEST_F(AwsKmsTest, ThrottlingAndServerErrorsAreRetriedUntilTheyPass) {

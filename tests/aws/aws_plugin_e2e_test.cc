@@ -385,6 +385,109 @@ TEST_F(AwsPluginE2eTest, AccessDeniedAfterStartMakesStatusUnhealthyAndRefusesCac
   EXPECT_THAT(client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc)), Not(IsOk()));
 }
 
+TEST_F(AwsPluginE2eTest, AnIrsaTokenFileGoneAtRefreshIsAnOutageAndADisabledKeyStillRevokes) {
+  const std::string role = "arn:aws:iam::111122223333:role/kms-plugin";
+  const std::string jwt = "eyJhbGciOiJSUzI1NiJ9.irsa-token-" + NewUuid();
+  RecordSecret(jwt);
+  const std::string token_file = dir_->File("irsa-token");
+  ASSERT_THAT(WriteFile(token_file, jwt), IsOk());
+  // Short-lived STS credentials: 15 s, so they reach the 10 s mandatory refresh window fast.
+  ASSERT_THAT(server_->Admin("/admin/sts", {{"role_arn", role}, {"token", jwt}, {"duration", 15}}),
+              IsOk());
+  PluginOptions options = AwsOptions("irsa", {{"AWS_ROLE_ARN", role},
+                                              {"AWS_WEB_IDENTITY_TOKEN_FILE", token_file},
+                                              {"AWS_ENDPOINT_URL_STS", server_->kms_endpoint()}});
+  options.args.push_back("--kms-outage-window");
+  options.args.push_back("10m");
+  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(options));
+  ApiserverKmsClient client(plugin->grpc_target());
+  const std::string before = Secret("before-token-gone");
+  ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc_before, client.Encrypt(before));
+  ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status_before, client.Status());
+  ASSERT_EQ(status_before.healthz(), "ok");
+
+  ASSERT_EQ(unlink(token_file.c_str()), 0);  // kubelet's projected token is gone.
+  ASSERT_THAT(server_->Admin("/admin/requests/clear"), IsOk());
+  ASSERT_TRUE(PollUntil(
+      [&] { return plugin->Log().find("cannot obtain AWS credentials") != std::string::npos; },
+      absl::Seconds(40)))
+      << "the cached credentials never ran out";
+  ASSERT_TRUE(PollUntil(
+      [&] { return plugin->Log().find("KMS probe failed") != std::string::npos; },
+      absl::Seconds(20)));
+
+  // Inside the outage window: healthy, same key_id, Encrypt and cached Decrypt work, nothing
+  // purged (the plugin cannot reach KMS, so the old data key can only come from its cache).
+  ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
+  EXPECT_EQ(status.healthz(), "ok");
+  EXPECT_EQ(status.key_id(), status_before.key_id());
+  const std::string during = Secret("during-token-gone");
+  ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc_during, client.Encrypt(during));
+  EXPECT_THAT(ValidateEncryptResponse(enc_during, status.key_id()), IsOk());
+  ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_before,
+                       client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_before)));
+  EXPECT_EQ(dec_before.plaintext(), before);
+  ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_during,
+                       client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_during)));
+  EXPECT_EQ(dec_during.plaintext(), during);
+  EXPECT_THAT(plugin->Log(), Not(HasSubstr("purging")));
+  EXPECT_EQ(Count(ServerLog(), "kms", "Decrypt"), 0);
+
+  // The token comes back; a DisableKey afterwards is still a revocation that purges.
+  ASSERT_THAT(WriteFile(token_file, jwt), IsOk());
+  ASSERT_TRUE(PollUntil([&] { return Count(ServerLog(), "kms", "DescribeKey") > 0; },
+                        absl::Seconds(20)))
+      << "the plugin never reached KMS again";
+  ASSERT_THAT(server_->Admin("/admin/keys/" + key_["key_id"].get<std::string>() + "/disable"),
+              IsOk());
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        auto s = client.Status();
+        return s.ok() && s->healthz() != "ok";
+      },
+      absl::Seconds(20)))
+      << "Status stayed ok with the key disabled";
+  EXPECT_THAT(plugin->Log(), HasSubstr("purging every cached data key"));
+  EXPECT_THAT(client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_before)), Not(IsOk()));
+}
+
+TEST_F(AwsPluginE2eTest, AnUnavailableKeyStateIsAnOutageThatKeepsServingCachedKeys) {
+  PluginOptions options = AwsOptions();
+  options.args.push_back("--kms-outage-window");
+  options.args.push_back("10m");
+  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(options));
+  ApiserverKmsClient client(plugin->grpc_target());
+  const std::string before = Secret("before-unavailable");
+  ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc_before, client.Encrypt(before));
+  // A custom key store disconnects: AWS reports the key Unavailable.
+  ASSERT_THAT(server_->Admin("/admin/keys/" + key_["key_id"].get<std::string>() + "/state",
+                             {{"state", "Unavailable"}}),
+              IsOk());
+  ASSERT_TRUE(PollUntil(
+      [&] { return plugin->Log().find("is Unavailable, not Enabled") != std::string::npos; },
+      absl::Seconds(20)));
+  ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
+  EXPECT_EQ(status.healthz(), "ok");
+  ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec,
+                       client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_before)));
+  EXPECT_EQ(dec.plaintext(), before);
+  ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc_during, client.Encrypt(Secret("during")));
+  EXPECT_THAT(ValidateEncryptResponse(enc_during, status.key_id()), IsOk());
+  EXPECT_THAT(plugin->Log(), Not(HasSubstr("purging")));
+}
+
+TEST_F(AwsPluginE2eTest, APlainHttpEndpointStopsTheProcessNamingTheTestsOnlyFlag) {
+  PluginOptions options = AwsOptions();
+  for (size_t i = 0; i + 1 < options.args.size(); ++i) {
+    if (options.args[i] == "--aws-endpoint") options.args[i + 1] = server_->http_base();
+  }
+  ITEST_ASSIGN_OR_FAIL(auto plugin, StartNoWait(options));
+  auto exit = plugin->process().Wait(absl::Seconds(20));
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_NE(exit->code, 0);
+  EXPECT_THAT(plugin->Log(), HasSubstr("--aws-insecure-http-for-tests"));
+}
+
 TEST_F(AwsPluginE2eTest, BadAwsFlagsStopTheProcessWithAClearMessage) {
   PluginOptions options = AwsOptions();
   options.args = {"--kms", "aws", "--aws-region", "us-east-1", "--log-level", "debug"};

@@ -279,7 +279,7 @@ TEST_F(WebIdentityCredentialsProviderTest, StsErrorsMapToCodes) {
 }
 
 TEST_F(WebIdentityCredentialsProviderTest,
-       NotConfiguredIsNotFoundAndMissingTokenIsUnauthenticated) {
+       NotConfiguredIsNotFoundAndAMissingTokenFileIsAnOutage) {
   FakeHttpClient http([](const RecordedRequest&) { return MakeResponse(200, kStsAnswer); });
   EXPECT_THAT(WebIdentityCredentialsProvider(MapEnv({{"HOME", dir_.path()}}), &http, &clock_,
                                              DefaultChainOptions{"us-east-1", false})
@@ -290,7 +290,7 @@ TEST_F(WebIdentityCredentialsProviderTest,
                           {"AWS_WEB_IDENTITY_TOKEN_FILE", dir_.path() + "/absent"}}),
                   &http, &clock_, DefaultChainOptions{"us-east-1", false})
                   .Fetch(kCtx),
-              StatusIs(absl::StatusCode::kUnauthenticated));
+              StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_TRUE(http.requests().empty());
 }
 
@@ -504,13 +504,13 @@ TEST_F(ChainCredentialsProviderTest, AConfiguredButFailingProviderStopsTheChain)
   EXPECT_EQ(later->calls, 0);
 }
 
-TEST_F(ChainCredentialsProviderTest, NothingConfiguredIsUnauthenticatedNamingEveryProvider) {
+TEST_F(ChainCredentialsProviderTest, NothingConfiguredIsAnOutageNamingEveryProvider) {
   std::vector<std::unique_ptr<CredentialsProvider>> providers;
   providers.emplace_back(new StaticProvider("environment", absl::NotFoundError("unset")));
   providers.emplace_back(new StaticProvider("imds", absl::NotFoundError("disabled")));
   ChainCredentialsProvider chain(std::move(providers));
   EXPECT_THAT(chain.Fetch(kCtx),
-              StatusIs(absl::StatusCode::kUnauthenticated,
+              StatusIs(absl::StatusCode::kUnavailable,
                        ::testing::AllOf(HasSubstr("environment"), HasSubstr("imds"))));
 }
 

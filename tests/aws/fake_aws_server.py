@@ -28,6 +28,9 @@ Admin API (JSON bodies, http_port):
   POST /admin/reset                         back to the initial state (one static key pair)
   POST /admin/keys {"alias": "k8s", "report_material_ids": true}  -> {"key_id", "arn"}
   POST /admin/keys/<key id>/{disable,enable,rotate,schedule-deletion}
+  POST /admin/keys/<key id>/state {"state": "Unavailable"}   any KMS KeyState (Creating, Updating,
+                                            Unavailable, PendingImport, ...); crypto operations
+                                            on a key that is not Enabled are refused as AWS does
   POST /admin/credentials {"access_key", "secret", "token"?, "expires_in"?}
   POST /admin/credentials/expire {"access_key"}
   POST /admin/deny {"ops": ["Decrypt", ...]}     AccessDeniedException for those KMS operations
@@ -201,11 +204,17 @@ def context_aad(ctx):
 # ------------------------------------------------------------------------------------------------
 # KMS
 
+KEY_STATES = ("Creating", "Enabled", "Disabled", "PendingDeletion", "PendingImport",
+              "PendingReplicaDeletion", "Unavailable", "Updating")
+
+
 def check_usable(key):
     if key.state == "Disabled":
         raise kms_error("DisabledException", f"{key.arn} is disabled.")
-    if key.state != "Enabled":
+    if key.state == "PendingDeletion":
         raise kms_error("KMSInvalidStateException", f"{key.arn} is pending deletion.")
+    if key.state != "Enabled":
+        raise kms_error("KMSInvalidStateException", f"{key.arn} is {key.state}.")
 
 
 def parse_context(body):
@@ -666,6 +675,15 @@ class Handler(BaseHTTPRequestHandler):
                     st.aliases[req["alias"]] = key.key_id
                 return self._json(200, {"key_id": key.key_id, "arn": key.arn,
                                         "material_id": key.current["id"]})
+            m = re.fullmatch(r"/admin/keys/([^/]+)/state", path)
+            if m:
+                key = st.keys.get(m.group(1))
+                if key is None:
+                    raise AwsError("NotFound", 404, "no such key")
+                if req.get("state") not in KEY_STATES:
+                    raise AwsError("BadRequest", 400, "unknown key state")
+                key.state = req["state"]
+                return self._json(200, {"state": key.state, "material_id": key.current["id"]})
             m = re.fullmatch(r"/admin/keys/([^/]+)/([a-z-]+)", path)
             if m:
                 key = st.keys.get(m.group(1))

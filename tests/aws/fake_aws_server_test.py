@@ -162,6 +162,23 @@ class FakeAwsServerBoto3Test(unittest.TestCase):
             self.kms.encrypt(KeyId=self.key["arn"], Plaintext=b"k")
         self.assertEqual(code_of(ctx), "KMSInvalidStateException")
 
+    def test_transient_and_import_key_states_describe_and_refuse_crypto_as_invalid_state(self):
+        out = self.kms.encrypt(KeyId=self.key["arn"], Plaintext=b"k")
+        for state in ("Unavailable", "Updating", "Creating", "PendingImport"):
+            self.aws.admin(f"/admin/keys/{self.key['key_id']}/state", {"state": state})
+            meta = self.kms.describe_key(KeyId="alias/k8s")["KeyMetadata"]
+            self.assertEqual(meta["KeyState"], state)
+            self.assertFalse(meta["Enabled"])
+            for call in (lambda: self.kms.encrypt(KeyId=self.key["arn"], Plaintext=b"k"),
+                         lambda: self.kms.decrypt(CiphertextBlob=out["CiphertextBlob"])):
+                with self.assertRaises(ClientError) as ctx:
+                    call()
+                self.assertEqual(code_of(ctx), "KMSInvalidStateException")
+                self.assertEqual(ctx.exception.response["ResponseMetadata"]["HTTPStatusCode"],
+                                 409)
+        self.aws.admin(f"/admin/keys/{self.key['key_id']}/state", {"state": "Enabled"})
+        self.assertEqual(self.kms.decrypt(CiphertextBlob=out["CiphertextBlob"])["Plaintext"], b"k")
+
     def test_unknown_key_is_not_found(self):
         with self.assertRaises(ClientError) as ctx:
             self.kms.describe_key(KeyId="alias/nope")

@@ -10,6 +10,7 @@
 #include "fmt/format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/aws/fake_http_client.h"
 #include "tests/matchers.h"
 
@@ -108,6 +109,24 @@ TEST_F(ClassifyKmsErrorTest, ClockSkewIsAnOutageNotARevocation) {
       "");
   EXPECT_EQ(e.status.code(), absl::StatusCode::kUnavailable);
   EXPECT_FALSE(IsKeyRevokedError(e.status));
+}
+
+TEST_F(ClassifyKmsErrorTest, RemoteCodeMessageAndRequestIdReachTheStatusOnlyPrintableAndBounded) {
+  const std::string hostile = "A\n\x1b[2J\"\\\xff" + std::string(5000, 'z');
+  const std::string in_json = "A\n\x1b[2J\"\\\xc3\xbf" + std::string(5000, 'z');  // Valid UTF-8.
+  AwsError e = ClassifyKmsError("Decrypt", 400, hostile,
+                                nlohmann::json({{"message", in_json}}).dump(), hostile);
+  for (const std::string& text : {std::string(e.status.message()), e.code, e.message}) {
+    for (char c : text) {
+      EXPECT_TRUE(c >= 0x20 && c <= 0x7e) << static_cast<int>(c);
+    }
+  }
+  EXPECT_LE(e.code.size(), kMaxErrorCodeLength + 16);
+  EXPECT_LE(e.message.size(), kMaxErrorMessageLength + 16);
+  EXPECT_LT(e.status.message().size(), 1024u);
+  // A real code is untouched, so classification still works.
+  EXPECT_EQ(ClassifyKmsError("Decrypt", 400, "", R"({"__type":"AccessDeniedException"})", "").code,
+            "AccessDeniedException");
 }
 
 class KmsApiTest : public ::testing::Test {
@@ -322,6 +341,22 @@ TEST_F(KmsApiTest, ConcurrentCallsAreCappedAndWaitersGiveUpAtTheirDeadline) {
   first.join();
   EXPECT_EQ(http.requests().size(), 1u);
   EXPECT_THAT(api->Call("Encrypt", body_, Ctx()), IsOk());  // The slot was given back.
+}
+
+TEST_F(KmsApiTest, APlainHttpEndpointIsRefusedUnlessAllowedForTests) {
+  FakeHttpClient http([](const RecordedRequest&) { return MakeResponse(200, "{}"); });
+  KmsApiOptions options;
+  options.endpoint = "http://kms.us-east-1.amazonaws.com";
+  options.region = "us-east-1";
+  EXPECT_THAT(KmsApi::Create(options, &http, &creds_, RealClock::Get()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--aws-insecure-http-for-tests")));
+  options.allow_insecure_http = true;
+  auto api = KmsApi::Create(options, &http, &creds_, RealClock::Get());
+  ASSERT_THAT(api, IsOk());
+  EXPECT_THAT((*api)->Call("DescribeKey", body_, Ctx()), IsOk());
+  ASSERT_EQ(http.requests().size(), 1u);
+  EXPECT_EQ(http.requests()[0].url, "http://kms.us-east-1.amazonaws.com");
 }
 
 TEST_F(KmsApiTest, EndpointWithPortKeepsItInHostAndDefaultPortIsDropped) {

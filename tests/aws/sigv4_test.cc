@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -140,7 +141,7 @@ TEST_P(SigV4VectorTest, EveryStepMatchesTheVector) {
   absl::StatusOr<SigV4Result> result = SignV4(to_sign, creds, options);
   ASSERT_THAT(result, IsOk());
 
-  EXPECT_EQ(result->canonical_request, ReadFile(dir / "header-canonical-request.txt"))
+  EXPECT_EQ(result->canonical_request.Reveal(), ReadFile(dir / "header-canonical-request.txt"))
       << "canonical request";
   EXPECT_EQ(result->string_to_sign, ReadFile(dir / "header-string-to-sign.txt"))
       << "string to sign";
@@ -206,6 +207,36 @@ TEST(SigV4Test, SigningFailsWithoutHostHeaderOrSecret) {
   creds.secret_access_key.Clear();
   EXPECT_THAT(SignV4(req, creds, options),
               kmsplugin::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(SigV4Test, TheCanonicalRequestHoldingTheSessionTokenIsBuiltInSecretBytes) {
+  static_assert(std::is_same_v<decltype(SigV4Result::canonical_request), SecretBytes>,
+                "the canonical request holds the session token: SecretBytes only");
+  AwsCredentials creds;
+  creds.access_key_id = "AKIDEXAMPLE";
+  creds.secret_access_key = SecretBytes::CopyFrom("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
+  creds.session_token = SecretBytes::CopyFrom("session  token\tvalue");
+  SigV4Request req;
+  req.method = "POST";
+  req.headers = {{"Host", "kms.us-east-1.amazonaws.com"}, {"X-Amz-Target", " a  b "}};
+  SigV4Options options{"us-east-1", "kms", absl::FromUnixSeconds(1440938160)};
+  absl::StatusOr<SigV4Result> r = SignV4(req, creds, options);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->canonical_request.Reveal(),
+            "POST\n/\n\nhost:kms.us-east-1.amazonaws.com\nx-amz-date:20150830T123600Z\n"
+            "x-amz-security-token:session token value\nx-amz-target:a b\n\n"
+            "host;x-amz-date;x-amz-security-token;x-amz-target\n"
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(r->signed_headers, "host;x-amz-date;x-amz-security-token;x-amz-target");
+  // The token goes on the wire verbatim, once.
+  int tokens = 0;
+  for (const HttpHeader& h : r->headers_to_add) {
+    if (h.name == "X-Amz-Security-Token") {
+      ++tokens;
+      EXPECT_EQ(h.value, "session  token\tvalue");
+    }
+  }
+  EXPECT_EQ(tokens, 1);
 }
 
 TEST(SigV4Test, QueryComponentsAreEncodedWithUppercaseHexAndSlash) {
