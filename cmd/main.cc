@@ -5,6 +5,7 @@
 #include "CLI/CLI.hpp"
 #include "base/logging.h"
 #include "cmd/commands.h"
+#include "crypto/init.h"
 #include "cmd/reencrypt_command.h"
 
 int main(int argc, char** argv) {
@@ -12,6 +13,8 @@ int main(int argc, char** argv) {
   prctl(PR_SET_DUMPABLE, 0);
   struct rlimit no_core = {0, 0};
   setrlimit(RLIMIT_CORE, &no_core);
+
+  kmsplugin::InitCrypto();
 
   // Logs go to stderr (stdout is for results); `serve --log-level` sets its own level.
   (void)kmsplugin::InitLogging("info");

@@ -1,5 +1,6 @@
 #include "plugin/admin_service.h"
 
+#include "grpcpp/security/auth_context.h"
 #include "plugin/grpc_service.h"
 #include "spdlog/spdlog.h"
 
@@ -47,8 +48,21 @@ AdminGrpcService::AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool
 
 AdminGrpcService::~AdminGrpcService() = default;
 
+bool IsAdminSocketCall(const grpc::ServerContext& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return false;
+  std::vector<grpc::string_ref> kind = auth->FindPropertyValues("transport_security_type");
+  return kind.size() == 1 && kind[0] == "local";
+}
+
 template <typename Call, typename Action>
-void AdminGrpcService::RunAndReport(Call* call, Action action) {
+void AdminGrpcService::RunAndReport(Call* call, const char* what, Action action) {
+  if (!IsAdminSocketCall(call->context())) {
+    call->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                              "the admin API is served only on the admin socket"));
+    return;
+  }
+  if (what != nullptr) spdlog::info("admin: {}", what);
   pool_->Submit([this, call, action] {
     absl::Status status = action(CallContext::WithTimeout(call_timeout_, "admin"));
     FillReport(envelope_->Report(), call->response());
@@ -62,8 +76,7 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots) {
                        grpc::ServerCompletionQueue* q,
                        void* tag) { service_.RequestRefresh(c, r, w, q, q, tag); },
                 [this](RefreshCall* call) {
-                  spdlog::info("admin: refresh requested");
-                  RunAndReport(call, [this](const CallContext& ctx) {
+                  RunAndReport(call, "refresh requested", [this](const CallContext& ctx) {
                     return envelope_->Refresh(ctx, /*force=*/true);
                   });
                 },
@@ -73,8 +86,7 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots) {
              grpc::ServerCompletionQueue* q,
              void* tag) { service_.RequestRotateDataKey(c, r, w, q, q, tag); },
       [this](RotateDataKeyCall* call) {
-        spdlog::info("admin: data key rotation requested");
-        RunAndReport(call,
+        RunAndReport(call, "data key rotation requested",
                      [this](const CallContext& ctx) { return envelope_->RotateDataKey(ctx); });
       },
       cq};
@@ -82,8 +94,7 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots) {
                           grpc::ServerCompletionQueue* q,
                           void* tag) { service_.RequestRotateKek(c, r, w, q, q, tag); },
                    [this](RotateKekCall* call) {
-                     spdlog::info("admin: KEK rotation requested");
-                     RunAndReport(call, [this](const CallContext& ctx) {
+                     RunAndReport(call, "KEK rotation requested", [this](const CallContext& ctx) {
                        return envelope_->RotateKek(ctx);
                      });
                    },
@@ -92,7 +103,7 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots) {
                       grpc::ServerCompletionQueue* q,
                       void* tag) { service_.RequestReport(c, r, w, q, q, tag); },
                [this](ReportCall* call) {
-                 RunAndReport(call, [](const CallContext&) { return absl::OkStatus(); });
+                 RunAndReport(call, nullptr, [](const CallContext&) { return absl::OkStatus(); });
                },
                cq};
   for (int i = 0; i < slots; ++i) {

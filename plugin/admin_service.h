@@ -1,6 +1,8 @@
 // AdminGrpcService: kmsplugin.admin.v1.Admin (proto/admin/admin.proto) over EnvelopeService,
-// async API. Served only on the admin socket (mode 0600), never on the apiserver's socket. Every
-// admin call may reach the KMS backend, so each one runs on the BlockingPool.
+// async API. Served only on the admin socket (mode 0600), never on the apiserver's socket: the
+// server opens the admin socket with gRPC's local (UDS) credentials, and every admin method
+// answers UNIMPLEMENTED, doing nothing, to a call that did not come through such a socket.
+// Every admin call may reach the KMS backend, so each one runs on the BlockingPool.
 #ifndef KMSP_PLUGIN_ADMIN_SERVICE_H_
 #define KMSP_PLUGIN_ADMIN_SERVICE_H_
 
@@ -15,6 +17,10 @@
 #include "proto/admin/admin.grpc.pb.h"
 
 namespace kmsplugin {
+
+// True when the call came through a socket opened with gRPC's local (UDS) credentials: its auth
+// context says transport_security_type "local" (the KMS socket's says "insecure").
+bool IsAdminSocketCall(const grpc::ServerContext& context);
 
 class AdminGrpcService {
  public:
@@ -32,9 +38,10 @@ class AdminGrpcService {
   using ReportResponse = kmsplugin::admin::v1::ReportResponse;
   struct Methods;
 
-  // Runs `action` on the pool and answers with its status and a fresh report.
+  // On the admin socket: logs `what`, runs `action` on the pool and answers with its status and
+  // a fresh report. Elsewhere: UNIMPLEMENTED.
   template <typename Call, typename Action>
-  void RunAndReport(Call* call, Action action);
+  void RunAndReport(Call* call, const char* what, Action action);
 
   EnvelopeService* const envelope_;
   BlockingPool* const pool_;

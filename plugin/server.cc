@@ -13,7 +13,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "base/status.h"
 #include "fmt/format.h"
-#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/security/server_credentials.h"
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin {
@@ -65,34 +65,6 @@ absl::Status PrepareSocketPath(const ListenAddress& address) {
   return absl::OkStatus();
 }
 
-// Answers UNIMPLEMENTED to a method the server does not register. gRPC does this by itself only
-// on frequently polled queues, which the admin server's reading thread deliberately is not.
-class UnknownMethodCall final : public CompletionTag {
- public:
-  static void Post(grpc::AsyncGenericService* service, grpc::ServerCompletionQueue* cq) {
-    auto* call = new UnknownMethodCall(service, cq);
-    service->RequestCall(&call->context_, &call->stream_, cq, cq, call);
-  }
-  void Proceed(bool ok) override {
-    if (!ok || finishing_) {
-      delete this;
-      return;
-    }
-    Post(service_, cq_);
-    finishing_ = true;
-    stream_.Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method"), this);
-  }
-
- private:
-  UnknownMethodCall(grpc::AsyncGenericService* service, grpc::ServerCompletionQueue* cq)
-      : service_(service), cq_(cq), stream_(&context_) {}
-  grpc::AsyncGenericService* const service_;
-  grpc::ServerCompletionQueue* const cq_;
-  grpc::GenericServerContext context_;
-  grpc::GenericServerAsyncReaderWriter stream_;
-  bool finishing_ = false;
-};
-
 // Serves one completion queue until it is shut down and drained.
 void ServeQueue(grpc::ServerCompletionQueue* cq) {
   void* tag = nullptr;
@@ -100,99 +72,69 @@ void ServeQueue(grpc::ServerCompletionQueue* cq) {
   while (cq->Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Proceed(ok);
 }
 
-void DrainQueue(grpc::ServerCompletionQueue* cq) {
-  cq->Shutdown();
-  void* tag = nullptr;
-  bool ok = false;
-  while (cq->Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Proceed(false);
-}
-
-// Builds and starts one server on `address`, mode 0600 from birth.
-absl::StatusOr<std::unique_ptr<grpc::Server>> BuildOn(grpc::ServerBuilder& builder,
-                                                      const ListenAddress& address) {
-  int selected_port = 0;
-  builder.AddListeningPort(address.grpc_uri, grpc::InsecureServerCredentials(), &selected_port);
-  mode_t old_mask = umask(0177);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  umask(old_mask);
-  if (server == nullptr || selected_port == 0) {
-    return absl::UnavailableError(fmt::format(
-        "cannot listen on {}: the socket could not be created (is the directory writable?)",
-        address.display));
-  }
+absl::Status ChmodSocket(const ListenAddress& address) {
   if (!address.path.empty() && chmod(address.path.c_str(), 0600) != 0) {
-    int err = errno;
-    server->Shutdown();
     return absl::UnavailableError(
-        fmt::format("cannot chmod 0600 {}: {}", address.path, std::strerror(err)));
+        fmt::format("cannot chmod 0600 {}: {}", address.path, std::strerror(errno)));
   }
-  return server;
-}
-
-void ApplyCommonOptions(grpc::ServerBuilder& builder, const ServerOptions& options) {
-  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  // A leftover process must never take requests on our socket.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  return absl::OkStatus();
 }
 
 }  // namespace
 
-int DefaultServingThreads() {
-  unsigned n = std::thread::hardware_concurrency();
-  return static_cast<int>(std::clamp(n == 0 ? 2u : n, 1u, 4u));
-}
+int DefaultServingThreads() { return 1; }
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const ListenAddress& kms_address, KmsV2GrpcService* kms, const ListenAddress* admin_address,
     AdminGrpcService* admin, BlockingPool* pool, std::function<bool()> healthy,
     const ServerOptions& options) {
-  // The admin server relies on the serving threads polling every socket (see server.h).
-  const char* strategy = std::getenv("GRPC_POLL_STRATEGY");
-  if (strategy != nullptr && std::string(strategy) != "epoll1") {
-    spdlog::warn("GRPC_POLL_STRATEGY={} ignored: kms-plugin needs epoll1", strategy);
-  }
-  setenv("GRPC_POLL_STRATEGY", "epoll1", 1);
-
+  const bool with_admin = admin != nullptr && admin_address != nullptr;
   std::unique_ptr<GrpcServer> s(new GrpcServer());
   s->healthy_ = std::move(healthy);
   s->pool_ = pool;
   GrpcServer* self = s.get();
-  auto serving = [self] { return self->Serving(); };
-  const int threads =
-      options.serving_threads > 0 ? options.serving_threads : DefaultServingThreads();
+  std::vector<std::string> names = {"v2.KeyManagementService"};
+  if (with_admin) names.push_back("kmsplugin.admin.v1.Admin");
+  s->health_ = std::make_unique<HealthService>(names, [self] { return self->Serving(); });
 
   KMSP_RETURN_IF_ERROR(PrepareSocketPath(kms_address));
-  s->kms_health_ = std::make_unique<HealthService>(
-      std::vector<std::string>{"v2.KeyManagementService"}, serving);
-  grpc::ServerBuilder kms_builder;
-  ApplyCommonOptions(kms_builder, options);
-  kms_builder.RegisterService(kms->service());
-  kms_builder.RegisterService(s->kms_health_->service());
-  s->kms_cq_ = kms_builder.AddCompletionQueue();
-  KMSP_ASSIGN_OR_RETURN(s->kms_server_, BuildOn(kms_builder, kms_address));
-  s->RememberSocket(kms_address);
-  kms->Start(s->kms_cq_.get(), options.slots_per_method);
-  s->kms_health_->Start(s->kms_cq_.get(), 2);
-  for (int i = 0; i < threads; ++i) s->serving_.emplace_back(ServeQueue, s->kms_cq_.get());
-
-  if (admin != nullptr && admin_address != nullptr) {
-    KMSP_RETURN_IF_ERROR(PrepareSocketPath(*admin_address));
-    s->admin_health_ = std::make_unique<HealthService>(
-        std::vector<std::string>{"kmsplugin.admin.v1.Admin"}, serving);
-    grpc::ServerBuilder admin_builder;
-    ApplyCommonOptions(admin_builder, options);
-    admin_builder.RegisterService(admin->service());
-    admin_builder.RegisterService(s->admin_health_->service());
-    admin_builder.RegisterAsyncGenericService(&s->admin_unknown_);
-    s->admin_unused_cq_ = admin_builder.AddCompletionQueue(/*is_frequently_polled=*/true);
-    s->admin_cq_ = admin_builder.AddCompletionQueue(/*is_frequently_polled=*/false);
-    KMSP_ASSIGN_OR_RETURN(s->admin_server_, BuildOn(admin_builder, *admin_address));
-    s->RememberSocket(*admin_address);
-    admin->Start(s->admin_cq_.get(), 2);
-    s->admin_health_->Start(s->admin_cq_.get(), 1);
-    UnknownMethodCall::Post(&s->admin_unknown_, s->admin_cq_.get());
-    s->admin_thread_ = std::thread(ServeQueue, s->admin_cq_.get());
+  if (with_admin) KMSP_RETURN_IF_ERROR(PrepareSocketPath(*admin_address));
+  grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  // A leftover process must never take requests on our socket.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  int kms_port = 0;
+  int admin_port = 0;
+  builder.AddListeningPort(kms_address.grpc_uri, grpc::InsecureServerCredentials(), &kms_port);
+  if (with_admin) {
+    builder.AddListeningPort(admin_address->grpc_uri,
+                             grpc::experimental::LocalServerCredentials(UDS), &admin_port);
+    builder.RegisterService(admin->service());
   }
+  builder.RegisterService(kms->service());
+  builder.RegisterService(s->health_->service());
+  s->cq_ = builder.AddCompletionQueue();
+  mode_t old_mask = umask(0177);  // The socket files are created inside BuildAndStart: 0600.
+  s->server_ = builder.BuildAndStart();
+  umask(old_mask);
+  if (s->server_ == nullptr || kms_port == 0 || (with_admin && admin_port == 0)) {
+    const ListenAddress& failed = kms_port == 0 || !with_admin ? kms_address : *admin_address;
+    s->cq_->Shutdown();
+    return absl::UnavailableError(fmt::format(
+        "cannot listen on {}: the socket could not be created (is the directory writable?)",
+        failed.display));
+  }
+  s->RememberSocket(kms_address);
+  if (with_admin) s->RememberSocket(*admin_address);
+  KMSP_RETURN_IF_ERROR(ChmodSocket(kms_address));
+  if (with_admin) KMSP_RETURN_IF_ERROR(ChmodSocket(*admin_address));
+
+  kms->Start(s->cq_.get(), options.slots_per_method);
+  if (with_admin) admin->Start(s->cq_.get(), 1);
+  s->health_->Start(s->cq_.get(), 2);
+  const int threads =
+      options.serving_threads > 0 ? options.serving_threads : DefaultServingThreads();
+  for (int i = 0; i < threads; ++i) s->serving_.emplace_back(ServeQueue, s->cq_.get());
   return s;
 }
 
@@ -213,21 +155,19 @@ void GrpcServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   SetNotServing();
-  const auto deadline = absl::ToChronoTime(absl::Now() + grace);
-  // Admin first: its calls make progress only while the serving threads poll.
-  if (admin_server_ != nullptr) admin_server_->Shutdown(deadline);
-  if (kms_server_ != nullptr) kms_server_->Shutdown(deadline);
-  // Calls still waiting on the backend answer from the pool: let them finish (each is bounded by
-  // its own deadline) before the queues close under them.
-  if (pool_ != nullptr) pool_->WaitIdle();
-  if (admin_cq_ != nullptr) {
-    admin_cq_->Shutdown();
-    if (admin_thread_.joinable()) admin_thread_.join();
-    DrainQueue(admin_unused_cq_.get());
+  if (server_ != nullptr) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    // Calls still waiting on the backend answer from the pool: let them finish (each is bounded
+    // by its own deadline) before the queue closes under them.
+    if (pool_ != nullptr) pool_->WaitIdle();
   }
-  if (kms_cq_ != nullptr) {
-    kms_cq_->Shutdown();
+  if (cq_ != nullptr) {
+    cq_->Shutdown();
     for (std::thread& t : serving_) t.join();
+    // A failed Start() leaves no thread: drain here.
+    void* tag = nullptr;
+    bool ok = false;
+    while (serving_.empty() && cq_->Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Proceed(false);
   }
   for (const SocketFile& f : socket_files_) {
     struct stat st;

@@ -1,18 +1,19 @@
 // GrpcServer: the plugin's gRPC serving core, on the async (completion-queue) API.
 //
-// Two grpc::Servers: the KMS v2 socket (v2.KeyManagementService and grpc.health.v1) and the
-// admin socket (kmsplugin.admin.v1.Admin and grpc.health.v1), so that the admin methods are not
-// reachable through the KMS socket at all.
+// One grpc::Server with two listening sockets: the KMS v2 socket (v2.KeyManagementService and
+// grpc.health.v1) and the admin socket (kmsplugin.admin.v1.Admin as well). The admin socket is
+// opened with gRPC's local (UDS) credentials and the KMS socket with insecure ones; both speak
+// plain HTTP/2, but each call's auth context names its socket's kind ("local" or "insecure"), and
+// the admin methods answer UNIMPLEMENTED to any call that did not come through the admin socket
+// (IsAdminSocketCall). So the admin methods are not reachable through the KMS socket.
 //
 // Threads (bench/README.md has the measurements behind this design):
-//   - `serving_threads` threads pull the KMS server's completion queue and handle each call on
-//     the thread that took it: no handoff per call, no per-call thread. Calls in flight are
-//     bounded by memory only: a well-formed call is never refused for concurrency.
-//   - The admin server has no polling thread of its own: with gRPC's epoll1 engine every socket
-//     sits in one process-wide epoll set, which the serving threads poll; admin completions go to
-//     a non-polling queue read by one thread that sleeps until an admin call arrives. (A second
-//     polling thread would take part in every poll of the KMS connection and cost a thread
-//     switch per call.) Hence GRPC_POLL_STRATEGY is pinned to epoll1.
+//   - `serving_threads` threads (default 1) pull the server's completion queue and handle each
+//     call on the thread that took it: no handoff per call, no per-call thread. Calls in flight
+//     are bounded by memory only: a well-formed call is never refused for concurrency. One thread
+//     is the default because all of one HTTP/2 connection's work is serialised inside gRPC
+//     anyway, and with gRPC's epoll1 engine every extra polling thread takes turns at the one
+//     epoll set and costs thread switches per call. Nothing else in the process polls.
 //   - Work that may block on the KMS backend runs on a BlockingPool (see grpc_service.h).
 //
 // Socket files are created with mode 0600. An existing file is replaced only if it is a socket
@@ -33,7 +34,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/grpcpp.h"
 #include "plugin/admin_service.h"
 #include "plugin/grpc_service.h"
@@ -43,7 +43,7 @@
 namespace kmsplugin {
 
 struct ServerOptions {
-  // Threads that poll the KMS socket and handle calls; default: one per CPU, at most 4.
+  // Threads that poll the sockets and handle calls (0: DefaultServingThreads()).
   int serving_threads = 0;
   // Largest request accepted.
   int max_receive_message_bytes = 4 * 1024 * 1024;
@@ -51,7 +51,7 @@ struct ServerOptions {
   int slots_per_method = 16;
 };
 
-// The number of serving threads when ServerOptions::serving_threads is 0.
+// The number of serving threads when ServerOptions::serving_threads is 0: 1.
 int DefaultServingThreads();
 
 class GrpcServer {
@@ -91,16 +91,10 @@ class GrpcServer {
   std::function<bool()> healthy_;
   BlockingPool* pool_ = nullptr;
   std::atomic<bool> not_serving_{false};
-  std::unique_ptr<HealthService> kms_health_;
-  std::unique_ptr<HealthService> admin_health_;
-  std::unique_ptr<grpc::Server> kms_server_;
-  std::unique_ptr<grpc::ServerCompletionQueue> kms_cq_;
-  std::unique_ptr<grpc::Server> admin_server_;
-  std::unique_ptr<grpc::ServerCompletionQueue> admin_cq_;         // Read by admin_thread_.
-  std::unique_ptr<grpc::ServerCompletionQueue> admin_unused_cq_;  // Only to satisfy the builder.
-  grpc::AsyncGenericService admin_unknown_;  // Unregistered methods on the admin socket.
+  std::unique_ptr<HealthService> health_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::vector<std::thread> serving_;
-  std::thread admin_thread_;
   std::vector<SocketFile> socket_files_;
   bool shut_down_ = false;
 };

@@ -14,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "crypto/random.h"
 #include "gtest/gtest.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "plugin/channel.h"
 #include "proto/admin/admin.grpc.pb.h"
 #include "proto/grpc_health/v1/health.grpc.pb.h"
@@ -256,12 +257,26 @@ TEST_F(ServerTest, AdminMethodsAreNotReachableThroughTheKmsSocket) {
   ASSERT_TRUE(on_admin->RotateDataKey(&ctx, {}, &r).ok());
   EXPECT_EQ(kes_->wraps.load(), 2);
   EXPECT_EQ(r.healthz(), "ok");
-  // And the KMS methods are not served on the admin socket.
-  auto kms_on_admin = v2::KeyManagementService::NewStub(*DialUnixSocket(admin_address_.display));
-  grpc::ClientContext sctx;
-  sctx.set_deadline(std::chrono::system_clock::now() + kDeadline);
-  v2::StatusResponse st;
-  EXPECT_EQ(kms_on_admin->Status(&sctx, {}, &st).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(ServerTest, AnUnknownMethodGetsUnimplementedOnBothSockets) {
+  for (const ListenAddress* address : {&kms_address_, &admin_address_}) {
+    grpc::GenericStub stub(*DialUnixSocket(address->display));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kDeadline);
+    grpc::CompletionQueue cq;
+    grpc::Slice empty;
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    grpc::Status status;
+    auto call = stub.PrepareUnaryCall(&ctx, "/no.such.Service/Method", request, &cq);
+    call->StartCall();
+    call->Finish(&response, &status, reinterpret_cast<void*>(1));
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << address->display;
+  }
 }
 
 HealthCheckResponse::ServingStatus Check(grpc::health::v1::Health::Stub* stub,
@@ -280,6 +295,7 @@ TEST_F(ServerTest, HealthServiceFollowsHealthzOnBothSockets) {
   auto admin_health =
       grpc::health::v1::Health::NewStub(*DialUnixSocket(admin_address_.display));
   grpc::Status s;
+  EXPECT_EQ(Check(admin_health.get(), "kmsplugin.admin.v1.Admin", &s), HealthCheckResponse::SERVING);
   EXPECT_EQ(Check(kms_health.get(), "", &s), HealthCheckResponse::SERVING);
   EXPECT_TRUE(s.ok());
   EXPECT_EQ(Check(kms_health.get(), "v2.KeyManagementService", &s), HealthCheckResponse::SERVING);
