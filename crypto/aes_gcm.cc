@@ -13,14 +13,23 @@ namespace {
 
 using internal::SslUniquePtr;
 
+// The ciphers, fetched from the default provider once: passing EVP_aes_256_gcm() to every
+// EVP_*Init_ex makes OpenSSL look the implementation up by name on each call.
+struct Ciphers {
+  EVP_CIPHER* aes128 = EVP_CIPHER_fetch(nullptr, "AES-128-GCM", nullptr);
+  EVP_CIPHER* aes192 = EVP_CIPHER_fetch(nullptr, "AES-192-GCM", nullptr);
+  EVP_CIPHER* aes256 = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+};
+
 const EVP_CIPHER* CipherForKeySize(size_t size) {
+  static const Ciphers* const ciphers = new Ciphers();  // Never freed: lives as long as OpenSSL.
   switch (size) {
     case 16:
-      return EVP_aes_128_gcm();
+      return ciphers->aes128;
     case 24:
-      return EVP_aes_192_gcm();
+      return ciphers->aes192;
     case 32:
-      return EVP_aes_256_gcm();
+      return ciphers->aes256;
     default:
       return nullptr;
   }

@@ -21,6 +21,7 @@
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_kes.h"
 #include "tests/integration/apiserver_validation.h"
+#include "tests/integration/async_burst.h"
 
 namespace kmsplugin {
 namespace {
@@ -32,35 +33,8 @@ using ::kmsplugin::testing::FakeKes;
 
 constexpr auto kDeadline = std::chrono::seconds(20);
 
-// An async client on one channel: starts every call at once, then collects every answer.
-template <typename Stub, typename Request, typename Response>
-struct Burst {
-  struct Call {
-    grpc::ClientContext context;
-    Response response;
-    grpc::Status status;
-    std::unique_ptr<grpc::ClientAsyncResponseReader<Response>> reader;
-  };
-  std::vector<std::unique_ptr<Call>> calls;
-
-  template <typename StartFn>
-  void Run(const std::vector<Request>& requests, StartFn start) {
-    grpc::CompletionQueue cq;
-    for (const Request& r : requests) {
-      auto call = std::make_unique<Call>();
-      call->context.set_deadline(std::chrono::system_clock::now() + kDeadline);
-      call->reader = start(&call->context, r, &cq);
-      call->reader->Finish(&call->response, &call->status, call.get());
-      calls.push_back(std::move(call));
-    }
-    for (size_t i = 0; i < calls.size(); ++i) {
-      void* tag = nullptr;
-      bool ok = false;
-      ASSERT_TRUE(cq.Next(&tag, &ok));
-      ASSERT_TRUE(ok);
-    }
-  }
-};
+template <typename Request, typename Response>
+using Burst = testing::AsyncBurst<Request, Response>;
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -131,15 +105,15 @@ class ServerTest : public ::testing::Test {
 };
 
 TEST_F(ServerTest, ThousandTwentyFourConcurrentStatusCallsOnOneChannelAllSucceed) {
-  Burst<v2::KeyManagementService::Stub, v2::StatusRequest, v2::StatusResponse> burst;
-  burst.Run(std::vector<v2::StatusRequest>(1024), [&](grpc::ClientContext* c,
+  Burst<v2::StatusRequest, v2::StatusResponse> burst;
+  ASSERT_TRUE(burst.Run(std::vector<v2::StatusRequest>(1024), [&](grpc::ClientContext* c,
                                                      const v2::StatusRequest& r,
                                                      grpc::CompletionQueue* cq) {
     return stub_->AsyncStatus(c, r, cq);
-  });
-  ASSERT_EQ(burst.calls.size(), 1024u);
+  }));
+  ASSERT_EQ(burst.calls().size(), 1024u);
   int ok = 0;
-  for (const auto& call : burst.calls) {
+  for (const auto& call : burst.calls()) {
     ASSERT_TRUE(call->status.ok()) << call->status.error_code() << " " << call->status.error_message();
     ASSERT_TRUE(testing::ValidateStatusResponse(call->response, "v2").ok());
     ++ok;
@@ -156,25 +130,25 @@ TEST_F(ServerTest, ThousandTwentyFourConcurrentEncryptsAndDecryptsOnOneChannelAl
     r.set_plaintext(seeds.back());
     r.set_uid("uid");
   }
-  Burst<v2::KeyManagementService::Stub, v2::EncryptRequest, v2::EncryptResponse> enc;
-  enc.Run(requests, [&](grpc::ClientContext* c, const v2::EncryptRequest& r,
-                        grpc::CompletionQueue* cq) { return stub_->AsyncEncrypt(c, r, cq); });
+  Burst<v2::EncryptRequest, v2::EncryptResponse> enc;
+  ASSERT_TRUE(enc.Run(requests, [&](grpc::ClientContext* c, const v2::EncryptRequest& r,
+                        grpc::CompletionQueue* cq) { return stub_->AsyncEncrypt(c, r, cq); }));
   std::vector<v2::DecryptRequest> decrypts;
   std::set<std::string> ciphertexts;
-  for (const auto& call : enc.calls) {
+  for (const auto& call : enc.calls()) {
     ASSERT_TRUE(call->status.ok()) << call->status.error_message();
     ASSERT_TRUE(testing::ValidateEncryptResponse(call->response, key_id).ok());
     ciphertexts.insert(call->response.ciphertext());
     decrypts.push_back(DecryptRequestFor(call->response));
   }
   EXPECT_EQ(ciphertexts.size(), 1024u);
-  Burst<v2::KeyManagementService::Stub, v2::DecryptRequest, v2::DecryptResponse> dec;
-  dec.Run(decrypts, [&](grpc::ClientContext* c, const v2::DecryptRequest& r,
-                        grpc::CompletionQueue* cq) { return stub_->AsyncDecrypt(c, r, cq); });
-  ASSERT_EQ(dec.calls.size(), 1024u);
-  for (size_t i = 0; i < dec.calls.size(); ++i) {
-    ASSERT_TRUE(dec.calls[i]->status.ok()) << dec.calls[i]->status.error_message();
-    EXPECT_EQ(dec.calls[i]->response.plaintext(), seeds[i]);
+  Burst<v2::DecryptRequest, v2::DecryptResponse> dec;
+  ASSERT_TRUE(dec.Run(decrypts, [&](grpc::ClientContext* c, const v2::DecryptRequest& r,
+                        grpc::CompletionQueue* cq) { return stub_->AsyncDecrypt(c, r, cq); }));
+  ASSERT_EQ(dec.calls().size(), 1024u);
+  for (size_t i = 0; i < dec.calls().size(); ++i) {
+    ASSERT_TRUE(dec.calls()[i]->status.ok()) << dec.calls()[i]->status.error_message();
+    EXPECT_EQ(dec.calls()[i]->response.plaintext(), seeds[i]);
   }
   EXPECT_EQ(kes_->wraps.load(), 1);    // The first data key only.
   EXPECT_EQ(kes_->unwraps.load(), 0);  // Every Decrypt under the cached current key.
@@ -198,10 +172,10 @@ TEST_F(ServerTest, SixtyFourDecryptsOfOneUncachedKeyCostOneUnwrapAndOtherCallsGo
   absl::Notification release;
   kes_->BlockUnwrapUntil(&release);
   std::vector<v2::DecryptRequest> requests(64, DecryptRequestFor(old_object));
-  Burst<v2::KeyManagementService::Stub, v2::DecryptRequest, v2::DecryptResponse> burst;
+  Burst<v2::DecryptRequest, v2::DecryptResponse> burst;
   std::thread cold([&] {
-    burst.Run(requests, [&](grpc::ClientContext* c, const v2::DecryptRequest& r,
-                            grpc::CompletionQueue* cq) { return stub_->AsyncDecrypt(c, r, cq); });
+    ASSERT_TRUE(burst.Run(requests, [&](grpc::ClientContext* c, const v2::DecryptRequest& r,
+                            grpc::CompletionQueue* cq) { return stub_->AsyncDecrypt(c, r, cq); }));
   });
   while (kes_->unwraps.load() == 0) std::this_thread::yield();  // The unwrap is now stuck.
 
@@ -222,8 +196,8 @@ TEST_F(ServerTest, SixtyFourDecryptsOfOneUncachedKeyCostOneUnwrapAndOtherCallsGo
   EXPECT_EQ(kes_->unwraps.load(), 1);
   release.Notify();
   cold.join();
-  ASSERT_EQ(burst.calls.size(), 64u);
-  for (const auto& call : burst.calls) {
+  ASSERT_EQ(burst.calls().size(), 64u);
+  for (const auto& call : burst.calls()) {
     ASSERT_TRUE(call->status.ok()) << call->status.error_message();
     EXPECT_EQ(call->response.plaintext(), seed);
   }
@@ -341,19 +315,19 @@ TEST_F(ServerTest, ShutdownWithAHundredCallsInFlightAnswersEachOneCleanly) {
   absl::Notification release;
   kes_->BlockUnwrapUntil(&release);
   std::vector<v2::DecryptRequest> requests(100, DecryptRequestFor(old_object));
-  Burst<v2::KeyManagementService::Stub, v2::DecryptRequest, v2::DecryptResponse> burst;
+  Burst<v2::DecryptRequest, v2::DecryptResponse> burst;
   std::thread client([&] {
-    burst.Run(requests, [&](grpc::ClientContext* c, const v2::DecryptRequest& r,
-                            grpc::CompletionQueue* cq) { return stub_->AsyncDecrypt(c, r, cq); });
+    ASSERT_TRUE(burst.Run(requests, [&](grpc::ClientContext* c, const v2::DecryptRequest& r,
+                            grpc::CompletionQueue* cq) { return stub_->AsyncDecrypt(c, r, cq); }));
   });
   while (kms_->in_flight() < 100) std::this_thread::yield();  // All 100 reached the server.
   std::thread stopper([&] { server_->Shutdown(absl::Seconds(30)); });
   release.Notify();
   stopper.join();
   client.join();
-  ASSERT_EQ(burst.calls.size(), 100u);
+  ASSERT_EQ(burst.calls().size(), 100u);
   int ok = 0;
-  for (const auto& call : burst.calls) {
+  for (const auto& call : burst.calls()) {
     if (call->status.ok()) {
       EXPECT_EQ(call->response.plaintext(), "old-seed");
       ++ok;
