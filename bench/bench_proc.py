@@ -162,16 +162,21 @@ class Server:
         return (info["ready_unix_ns"] - t0) / 1e6
 
     def stop(self, timeout=15.0):
+        """SIGTERM and wait; returns the seconds from the signal to the exit (None if not running)."""
         if self.proc is None:
-            return
+            return None
+        took = None
         if self.proc.poll() is None:
+            t0 = time.monotonic()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
+                took = time.monotonic() - t0
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        return took
 
     def restart(self):
         self.stop()

@@ -71,10 +71,10 @@ class Bench:
                                "plugin": self.plugin_bin, "tmp": self.tmp}}
 
     # ---- servers ---------------------------------------------------------------------------------
-    def floor(self, name="floor", api="sync"):
+    def floor(self, name="floor", api="sync", extra=()):
         sock = os.path.join(self.tmp, f"{name}.sock")
-        s = Server(name, [self.floor_bin, "--listen", "unix://" + sock, "--api", api], sock,
-                   self.client)
+        s = Server(name, [self.floor_bin, "--listen", "unix://" + sock, "--api", api] + list(extra),
+                   sock, self.client)
         self.servers.append(s)
         return s
 
@@ -101,9 +101,10 @@ class Bench:
         first = p.start()
         p.stop()
         runs = []
+        stops = []
         for _ in range(self.cfg["starts"]):
             runs.append(p.start())
-            p.stop()
+            stops.append(p.stop() * 1e3)
         f = self.floor("floor-startup")
         floor_runs = []
         for _ in range(self.cfg["starts"]):
@@ -111,11 +112,14 @@ class Bench:
             f.stop()
         s = {"plugin_ms": statistics.median(runs), "plugin_runs_ms": runs,
              "plugin_first_ms": first, "floor_ms": statistics.median(floor_runs),
-             "floor_runs_ms": floor_runs}
+             "floor_runs_ms": floor_runs, "plugin_idle_sigterm_exit_ms": statistics.median(stops),
+             "plugin_idle_sigterm_exit_runs_ms": stops}
         log(f"   plugin {s['plugin_ms']:.1f} ms (first start {first:.1f}), floor {s['floor_ms']:.1f}")
         self.res["startup"] = s
         self.targets.check("plugin exec -> ready <= 100 ms", s["plugin_ms"] <= 100,
                            f"median {s['plugin_ms']:.1f} ms over {len(runs)} restarts")
+        self.targets.check("plugin idle SIGTERM -> exit <= 1 s", max(stops) <= 1000,
+                           f"median {statistics.median(stops):.1f} ms, max {max(stops):.1f} ms")
 
     def memory_phase(self, floor, plugin):
         n = self.cfg["mem_calls"]
@@ -215,8 +219,12 @@ class Bench:
 
     def apis(self):
         rounds = self.cfg["apis_rounds"]
-        log(f"== gRPC APIs: floor_server sync / async / callback, {rounds} round(s)")
-        servers = [self.floor(f"api-{api}", api) for api in ("sync", "async", "callback")]
+        log(f"== gRPC APIs: floor_server sync / async (1 and nproc threads) / callback, "
+            f"{rounds} round(s)")
+        servers = [self.floor("api-sync", "sync"),
+                   self.floor("api-async1", "async", ["--threads", "1"]),
+                   self.floor("api-async", "async"),
+                   self.floor("api-callback", "callback")]
         for s in servers:
             s.start()
         bursts = {}
@@ -224,7 +232,7 @@ class Bench:
         for rnd in range(rounds):
             for method in report.METHODS:
                 for i, c in enumerate(CONC):
-                    shift = (rnd + i) % 3
+                    shift = (rnd + i) % len(servers)
                     for s in servers[shift:] + servers[:shift]:
                         record = rec if method == "encrypt" and c == 8 and rnd == 0 \
                             and s is servers[0] else None
