@@ -214,5 +214,45 @@ TEST_F(PluginKeyringTest, ARotateThatTimedOutOnTheKeyringLockNeverRotatesLater) 
   EXPECT_EQ(KeyringVersions(), 2u);
 }
 
+TEST_F(PluginKeyringTest, TwoSimultaneousKekRotationsBothSucceedAndTheNodesAgree) {
+  // Issue 19: each run may meet the other's newer key_id in its canary; it must follow it.
+  PluginOptions a = Options("a");
+  PluginOptions b = Options("b");
+  ITEST_ASSIGN_OR_FAIL(auto plugin_a, Start(a));
+  ITEST_ASSIGN_OR_FAIL(auto plugin_b, Start(b));
+  constexpr int kRounds = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::unique_ptr<Subprocess>> runs;
+    std::vector<std::string> outs;
+    for (int i = 0; i < 2; ++i) {
+      ProcessOptions p;
+      p.binary = PluginBinary();
+      p.args = {"rotate", "--kek", "--socket", a.listen, "--socket", b.listen, "--timeout", "30s"};
+      const std::string tag = std::to_string(round) + "-" + std::to_string(i);
+      p.stdout_path = dir_->File("concurrent" + tag + ".out");
+      p.stderr_path = dir_->File("concurrent" + tag + ".err");
+      log_paths_.push_back(p.stderr_path);
+      outs.push_back(p.stdout_path);
+      ITEST_ASSIGN_OR_FAIL(auto run, Subprocess::Start(p));
+      runs.push_back(std::move(run));
+    }
+    for (int i = 0; i < 2; ++i) {
+      auto exit = runs[i]->Wait(absl::Seconds(90));
+      ASSERT_TRUE(exit.ok()) << exit.status();
+      EXPECT_TRUE(exit->exited && exit->code == 0)
+          << "round " << round << " run " << i << ": " << exit->ToString() << "\n"
+          << Slurp(outs[i]);
+    }
+  }
+  EXPECT_EQ(KeyringVersions(), 1u + 2 * kRounds);
+  ApiserverKmsClient client_a(plugin_a->grpc_target());
+  ApiserverKmsClient client_b(plugin_b->grpc_target());
+  auto status_a = client_a.Status();
+  auto status_b = client_b.Status();
+  ASSERT_TRUE(status_a.ok() && status_b.ok());
+  EXPECT_EQ(status_a->key_id(), status_b->key_id());
+  EXPECT_THAT(status_a->key_id(), ::testing::EndsWith(":v" + std::to_string(1 + 2 * kRounds)));
+}
+
 }  // namespace
 }  // namespace kmsplugin::testing

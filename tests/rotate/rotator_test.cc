@@ -377,6 +377,35 @@ TEST_F(RotatorTest, AKekRotatedAgainDuringTheCanaryIsFollowedAndNotReportedAsAFa
                                         Field(&Progress::message, HasSubstr("rotated again")))));
 }
 
+TEST_F(RotatorTest, AKekRotatedAgainWhileConvergingMovesTheTargetForEveryPlugin) {
+  // Issue 19, the other interleaving: node a converged first (counted at the target and no longer
+  // polled), then the other run rotated through a, and node b, late, refreshed onto the newer
+  // key_id. Waiting for b to come back to a's stale key_id would never end.
+  Node& a = AddNode();
+  Node& b = AddNode();
+  int concurrent_rotations = 0;
+  on_progress_ = [&](const Progress& p) {
+    // From the rotation on, b's Status fails: b is not at the target after the first round.
+    if (p.stage == Stage::kRotate) b.client->down = true;
+    if (p.stage == Stage::kConverge && concurrent_rotations == 0 &&
+        p.message.find("does not answer Status") != std::string::npos) {
+      ++concurrent_rotations;
+      ASSERT_THAT(a.svc->RotateKek(CallContext::WithTimeout(absl::Seconds(5))), IsOk());
+      b.client->down = false;
+    }
+  };
+  RotateOptions o;
+  o.rotate_kek = true;
+  RotateResult r = Run(o);
+  EXPECT_EQ(concurrent_rotations, 1);
+  ASSERT_THAT(r.status, IsOk());
+  EXPECT_EQ(r.new_key_id, backend_.KekId(3));
+  for (Node* n : {&a, &b}) EXPECT_EQ(KeyIdOf(*n), backend_.KekId(3));
+  for (const PluginOutcome& p : r.plugins) EXPECT_EQ(p.canary, "ok");
+  EXPECT_THAT(progress_, Contains(AllOf(Field(&Progress::warning, true),
+                                        Field(&Progress::message, HasSubstr("rotated again")))));
+}
+
 TEST_F(RotatorTest, TheCanaryCatchesPluginsThatShareKeyIdsButNotTheBackend) {
   // Two backends whose key_ids collide: every plugin reports the same key_id, but a ciphertext
   // written through one node cannot be read through the other.

@@ -131,11 +131,12 @@ absl::Status Rotator::Converge(std::vector<Tracked>& tracked, RotateResult& resu
   std::set<std::string> old_ids;
   for (const Tracked& t : tracked) old_ids.insert(t.outcome->old_key_id);
   absl::Duration wait = options_.poll_interval;
-  bool first_round = true;
+  bool nudge_all = true;
   while (true) {
-    // Nudge every plugin not there yet (all of them in the first round).
+    // Nudge every plugin not there yet (all of them in the first round, and after the target
+    // moved on).
     for (Tracked& t : tracked) {
-      if (!first_round && t.at_target) continue;
+      if (!nudge_all && t.at_target) continue;
       PluginOutcome& o = *t.outcome;
       if (!options_.rotate_kek && !t.data_key_rotated) {
         absl::StatusOr<PluginState> r = t.client->RotateDataKey(CallTimeout(deadline));
@@ -157,7 +158,7 @@ absl::Status Rotator::Converge(std::vector<Tracked>& tracked, RotateResult& resu
         o.last_error = Message(st.status());
       }
     }
-    first_round = false;
+    nudge_all = false;
 
     // The key_id to agree on: the first plugin's, which must be new after a KEK rotation.
     const Tracked& lead = tracked.front();
@@ -174,6 +175,12 @@ absl::Status Rotator::Converge(std::vector<Tracked>& tracked, RotateResult& resu
         ++at_target;
       } else if (laggard == nullptr) {
         laggard = &t;
+      }
+      // A key_id that is neither the target nor one from before: the KEK was rotated again (two
+      // `rotate --kek` at once), and the plugins counted at the target may be behind it now.
+      if (!target.empty() && t.status_ok && t.outcome->key_id != target &&
+          old_ids.count(t.outcome->key_id) == 0) {
+        nudge_all = true;
       }
     }
     if (laggard == nullptr) {
