@@ -3,6 +3,7 @@
 #include "fmt/format.h"
 #include "kms/aws/aws_kms.h"
 #include "kms/local/local_kms.h"
+#include "kms/secret_file.h"
 
 namespace kmsplugin {
 
@@ -13,6 +14,10 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
   cmd->add_option("--local-keyring", flags->local_keyring,
                   "--kms local: keyring file (created with mode 0600 when absent; development only)")
       ->capture_default_str();
+  cmd->add_flag("--allow-secret-symlinks", flags->allow_secret_symlinks,
+                "Read secret files (the local keyring, AWS credential and token files) through a "
+                "symlink, as Kubernetes Secret, ConfigMap and projected volumes present them; "
+                "without it a symlinked secret file is refused");
   cmd->add_option("--aws-key-id", flags->aws_key_id,
                   "--kms aws: the KMS key: key ARN, key id, alias/NAME or alias ARN");
   cmd->add_option("--aws-region", flags->aws_region, "--kms aws: AWS region, e.g. us-east-1");
@@ -32,6 +37,7 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
 
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const BackendFlags& flags,
                                                                      const Clock* clock) {
+  SetSecretFileSymlinksAllowed(flags.allow_secret_symlinks);
   if (flags.kms == "local") {
     LocalKmsOptions options;
     options.keyring_path = flags.local_keyring;

@@ -17,6 +17,8 @@ struct BackendFlags {
   std::string kms = "local";
   // --kms local
   std::string local_keyring = "/var/lib/kms-plugin/keyring.json";
+  // Every backend: secret files (keyring, credentials, tokens) may be symlinks.
+  bool allow_secret_symlinks = false;
   // --kms aws
   std::string aws_key_id;  // Key ARN, key id, alias/NAME or alias ARN.
   std::string aws_region;

@@ -138,9 +138,10 @@ void AddReencryptCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--page-size", flags->page_size, "Keys per etcd Range page")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{100000}));
-  AddDurationFlag(cmd, "--etcd-timeout", &flags->etcd_timeout, "Deadline of each etcd request");
+  AddDurationFlag(cmd, "--etcd-timeout", &flags->etcd_timeout, absl::Milliseconds(100),
+                  "Deadline of each etcd request");
   AddDurationFlag(
-      cmd, "--progress-interval", &flags->progress_interval,
+      cmd, "--progress-interval", &flags->progress_interval, absl::ZeroDuration(),
       "Interval of plain progress lines when stderr is not a terminal (0: every object)");
   cmd->callback([flags, exit_code] { *exit_code = RunReencrypt(*flags); });
 }

@@ -92,9 +92,10 @@ void AddRotateCommand(CLI::App& app, int* exit_code) {
       ->allow_extra_args(false);
   cmd->add_flag("--kek", flags->kek,
                 "Also rotate the KEK at the backend (a new key version), through the first plugin");
-  AddDurationFlag(cmd, "--timeout", &flags->timeout,
+  AddDurationFlag(cmd, "--timeout", &flags->timeout, absl::Seconds(1),
                   "How long to wait until every plugin reports the new key_id");
-  AddDurationFlag(cmd, "--call-timeout", &flags->call_timeout, "Deadline of each call to a plugin");
+  AddDurationFlag(cmd, "--call-timeout", &flags->call_timeout, absl::Milliseconds(100),
+                  "Deadline of each call to a plugin");
   cmd->add_flag("--quiet", flags->quiet, "Print only the final JSON line (no progress, no advice)");
   cmd->callback([flags, exit_code] { *exit_code = RunRotate(*flags); });
 }

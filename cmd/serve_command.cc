@@ -10,6 +10,7 @@
 #include "cmd/backend_flags.h"
 #include "cmd/commands.h"
 #include "cmd/flags.h"
+#include "cmd/shutdown_signals.h"
 #include "plugin/admin_service.h"
 #include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
@@ -39,15 +40,9 @@ struct ServeFlags {
 };
 
 int RunServe(const ServeFlags& flags) {
-  // Block the shutdown signals before any thread exists, so only sigwait() sees them.
-  // A shell may start us with SIGINT ignored; an ignored signal is discarded, not queued.
-  signal(SIGTERM, SIG_DFL);
-  signal(SIGINT, SIG_DFL);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Before any other thread exists: SIGTERM/SIGINT are blocked everywhere and taken by one sigwait
+  // thread, which ends a start-up that hangs and, once serving, hands the signal to Wait().
+  ShutdownSignals signals;
   signal(SIGPIPE, SIG_IGN);
 
   if (absl::Status s = InitLogging(flags.log_level); !s.ok()) {
@@ -113,8 +108,8 @@ int RunServe(const ServeFlags& flags) {
                listen->display, admin.ok() ? admin->display : "off", flags.health_addr.empty() ? "" : ", health http://",
                flags.health_addr, flags.backend.kms, st.key_id, st.healthz);
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  signals.Serving();
+  int sig = signals.Wait();
   spdlog::info("received signal {}; draining for up to {}", sig,
                absl::FormatDuration(flags.shutdown_grace));
   health.reset();
@@ -147,13 +142,13 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   AddBackendFlags(cmd, &flags->backend);
-  AddDurationFlag(cmd, "--key-poll-interval", &flags->key_poll_interval,
+  AddDurationFlag(cmd, "--key-poll-interval", &flags->key_poll_interval, absl::Milliseconds(100),
                   "How often the KMS is probed for the current KEK version");
-  AddDurationFlag(cmd, "--kms-timeout", &flags->kms_timeout,
+  AddDurationFlag(cmd, "--kms-timeout", &flags->kms_timeout, absl::Milliseconds(100),
                   "Deadline of each background KMS call (probe, wrap)");
-  AddDurationFlag(cmd, "--kms-outage-window", &flags->envelope.outage_window,
+  AddDurationFlag(cmd, "--kms-outage-window", &flags->envelope.outage_window, absl::ZeroDuration(),
                   "How long to keep serving from cached keys while the KMS is unreachable");
-  AddDurationFlag(cmd, "--dek-max-age", &flags->envelope.dek_max_age,
+  AddDurationFlag(cmd, "--dek-max-age", &flags->envelope.dek_max_age, absl::Minutes(1),
                   "Replace the data key after this age");
   cmd->add_option("--dek-max-uses", flags->envelope.dek_max_uses,
                   "Replace the data key after this many Encrypts")
@@ -173,11 +168,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str()
       ->check(CLI::Range(2, 1024));
   cmd->add_option("--serving-threads", flags->serving_threads,
-                  "Threads that poll the socket and answer calls from memory (0: one per CPU, "
-                  "at most 4)")
+                  "Threads that poll the socket and answer calls from memory (0: the default, 1)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
-  AddDurationFlag(cmd, "--shutdown-grace", &flags->shutdown_grace,
+  AddDurationFlag(cmd, "--shutdown-grace", &flags->shutdown_grace, absl::ZeroDuration(),
                   "On SIGTERM, how long calls in flight may finish");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });
 }

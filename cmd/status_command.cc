@@ -51,7 +51,8 @@ void AddStatusCommand(CLI::App& app, int* exit_code) {
       "status", "Call Status on a plugin socket; print {version,healthz,key_id}; exit 0 iff ok");
   cmd->add_option("--socket", flags->socket, "Plugin socket: unix:///ABS/PATH, /ABS/PATH or unix:///@name")
       ->capture_default_str();
-  AddDurationFlag(cmd, "--timeout", &flags->timeout, "Deadline of the call");
+  AddDurationFlag(cmd, "--timeout", &flags->timeout, absl::Milliseconds(100),
+                  "Deadline of the call");
   cmd->callback([flags, exit_code] { *exit_code = RunStatus(*flags); });
 }
 

@@ -1,5 +1,8 @@
 #include "plugin/admin_service.h"
 
+#include <algorithm>
+#include <chrono>
+
 #include "grpcpp/security/auth_context.h"
 #include "plugin/grpc_service.h"
 #include "spdlog/spdlog.h"
@@ -16,6 +19,21 @@ using RefreshCall = UnaryCall<RefreshRequest, ReportResponse>;
 using RotateDataKeyCall = UnaryCall<RotateDataKeyRequest, ReportResponse>;
 using RotateKekCall = UnaryCall<RotateKekRequest, ReportResponse>;
 using ReportCall = UnaryCall<ReportRequest, ReportResponse>;
+
+// The context of an admin call: the plugin's own bound (--kms-timeout), and never past the
+// client's deadline, which it should outlive by a margin: a caller that gave up (`kms-plugin
+// rotate` told "not rotated") must not see the backend call finish afterwards (issue 9, item 16).
+// The margin leaves the reply time to arrive: a quarter of what is left, at most 500 ms.
+CallContext AdminContext(const grpc::ServerContext& context, absl::Duration call_timeout) {
+  CallContext ctx = CallContext::WithTimeout(call_timeout, "admin");
+  auto deadline = context.deadline();
+  if (deadline != std::chrono::system_clock::time_point::max()) {
+    absl::Time client = absl::FromChrono(deadline);
+    absl::Duration margin = std::min((client - absl::Now()) / 4, absl::Milliseconds(500));
+    ctx.deadline = std::min(ctx.deadline, client - std::max(margin, absl::ZeroDuration()));
+  }
+  return ctx;
+}
 
 void FillReport(const EnvelopeReport& r, ReportResponse* response) {
   response->set_version(r.status.version);
@@ -64,7 +82,7 @@ void AdminGrpcService::RunAndReport(Call* call, const char* what, Action action)
   }
   if (what != nullptr) spdlog::info("admin: {}", what);
   pool_->Submit([this, call, action] {
-    absl::Status status = action(CallContext::WithTimeout(call_timeout_, "admin"));
+    absl::Status status = action(AdminContext(call->context(), call_timeout_));
     FillReport(envelope_->Report(), call->response());
     call->Finish(ToGrpcStatus(status));
   });

@@ -21,8 +21,16 @@
 // AAD = "kms-plugin/local-wrap/v1:" + kek_id, so a blob only opens under the version named.
 //
 // Several processes may share one keyring file (control-plane nodes on one host, tests): creation
-// and rotation take an exclusive flock on "<file>.lock" and replace the file atomically (write a
-// temp file, fsync, rename); Probe() and Unwrap() of an unknown version re-read the file.
+// and rotation take an exclusive flock on "<file>.lock" and replace the file atomically (a temp
+// file from mkstemp in the same directory, fsync, rename); Probe() and Unwrap() of an unknown
+// version re-read the file. A rotation waits for the lock only until its call's deadline.
+//
+// The file is read as a secret file (kms/secret_file.h): a regular file owned by this process's
+// uid or root, mode 0600, no symlink unless allowed (--allow-secret-symlinks), at most
+// kMaxKeyringFileSize bytes, which a keyring of kMaxKeyringVersions versions always fits
+// (keyring_file.h). A rotation that would pass kMaxKeyringVersions versions or version
+// 4294967295 is refused (OUT_OF_RANGE) and leaves the file untouched; from 3/4 of the versions
+// on, every load and rotation logs a warning.
 //
 // Thread-safe.
 #ifndef KMSP_KMS_LOCAL_LOCAL_KMS_H_
@@ -31,25 +39,32 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/synchronization/mutex.h"
 #include "base/clock.h"
 #include "crypto/aes_gcm.h"
 #include "kms/key_encryption_service.h"
+#include "kms/local/keyring_file.h"
 
 namespace kmsplugin {
 
 struct LocalKmsOptions {
   std::string keyring_path;  // Absolute path of the keyring file.
   bool create_if_missing = true;
+  // A symlink as the keyring file; std::nullopt: the process-wide setting (kms/secret_file.h).
+  std::optional<bool> allow_symlinks;
+  // Rotations beyond this many versions are refused (tests lower it).
+  size_t max_versions = kMaxKeyringVersions;
 };
 
 class LocalKms final : public KeyEncryptionService {
  public:
   // Opens (or creates, with one fresh version) the keyring. INVALID_ARGUMENT for a relative path
-  // or a malformed file; FAILED_PRECONDITION if the file is readable by group or others;
-  // UNAVAILABLE if it cannot be read or written. `clock` must outlive the object.
+  // or a malformed or oversized file; FAILED_PRECONDITION if the file is readable by group or
+  // others, owned by another user, a symlink (not allowed) or not a regular file; UNAVAILABLE if
+  // it cannot be read or written. `clock` must outlive the object.
   static absl::StatusOr<std::unique_ptr<LocalKms>> Create(const LocalKmsOptions& options,
                                                           const Clock* clock);
 
@@ -57,6 +72,9 @@ class LocalKms final : public KeyEncryptionService {
   absl::StatusOr<WrappedKey> Wrap(const SecretBytes& key, const CallContext& ctx) override;
   absl::StatusOr<SecretBytes> Unwrap(const WrappedKey& wrapped, const CallContext& ctx) override;
   absl::StatusOr<KeyStatus> Probe(const CallContext& ctx) override;
+  // Adds a version and makes it primary. DEADLINE_EXCEEDED when the keyring lock is not free by
+  // ctx.deadline (nothing changed, and nothing will); OUT_OF_RANGE when the keyring holds
+  // max_versions versions or version 4294967295 (nothing changed).
   absl::Status RotateKek(const CallContext& ctx) override;
 
   // The kek_id of `version` in this keyring.
@@ -75,6 +93,10 @@ class LocalKms final : public KeyEncryptionService {
 
   // Re-reads the file if it changed since the last read.
   absl::Status ReloadIfChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Logs a warning when `file` (of `size` bytes) nears the limits.
+  void WarnIfNearLimits(const KeyringFile& file, size_t size) const;
+  // The file a write replaces: the keyring path, or where it points when it is an allowed symlink.
+  absl::StatusOr<std::string> WriteTarget() const;
 
   const LocalKmsOptions options_;
   const Clock* const clock_;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -177,7 +178,11 @@ class RotatorTest : public ::testing::Test {
     }
     // Kept by the fixture: it owns the clients, which the tests inspect afterwards.
     rotator_ = std::make_unique<Rotator>(
-        std::move(plugins), options, &clock_, [this](const Progress& p) { progress_.push_back(p); },
+        std::move(plugins), options, &clock_,
+        [this](const Progress& p) {
+          progress_.push_back(p);
+          if (on_progress_) on_progress_(p);
+        },
         [this](absl::Duration d) {
           ++sleeps_;
           clock_.Advance(d);
@@ -191,6 +196,7 @@ class RotatorTest : public ::testing::Test {
   FakeKes backend_;
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<Progress> progress_;
+  std::function<void(const Progress&)> on_progress_;  // Called after recording each Progress.
   int sleeps_ = 0;
   std::unique_ptr<Rotator> rotator_;
 };
@@ -339,6 +345,65 @@ TEST_F(RotatorTest, AFailedRotateCallIsReportedWhenThePluginsDoNotConverge) {
                        AllOf(HasSubstr("still reports the old key_id"),
                              HasSubstr("the rotation call had failed"), HasSubstr("KMS 503"))));
   EXPECT_FALSE(r.kek_rotated);
+}
+
+TEST_F(RotatorTest, AKekRotatedAgainDuringTheCanaryIsFollowedAndNotReportedAsAFailure) {
+  // Two `kms-plugin rotate --kek` at once (issue 19): the other run rotates the KEK again through
+  // node a just after this run converged, so this run's canary meets a newer key_id.
+  Node& a = AddNode();
+  Node& b = AddNode();
+  int concurrent_rotations = 0;
+  on_progress_ = [&](const Progress& p) {
+    if (p.stage == Stage::kCanary && concurrent_rotations == 0) {
+      ++concurrent_rotations;
+      ASSERT_THAT(a.svc->RotateKek(CallContext::WithTimeout(absl::Seconds(5))), IsOk());
+    }
+  };
+  RotateOptions o;
+  o.rotate_kek = true;
+  RotateResult r = Run(o);
+  EXPECT_EQ(concurrent_rotations, 1);
+  EXPECT_EQ(backend_.rotations, 2);
+  ASSERT_THAT(r.status, IsOk());
+  EXPECT_TRUE(r.kek_rotated);
+  EXPECT_EQ(r.old_key_id, backend_.KekId(1));
+  EXPECT_EQ(r.new_key_id, backend_.KekId(3));
+  for (Node* n : {&a, &b}) EXPECT_EQ(KeyIdOf(*n), backend_.KekId(3));
+  for (const PluginOutcome& p : r.plugins) {
+    EXPECT_TRUE(p.converged);
+    EXPECT_EQ(p.canary, "ok");
+  }
+  EXPECT_THAT(progress_, Contains(AllOf(Field(&Progress::warning, true),
+                                        Field(&Progress::message, HasSubstr("rotated again")))));
+}
+
+TEST_F(RotatorTest, AKekRotatedAgainWhileConvergingMovesTheTargetForEveryPlugin) {
+  // Issue 19, the other interleaving: node a converged first (counted at the target and no longer
+  // polled), then the other run rotated through a, and node b, late, refreshed onto the newer
+  // key_id. Waiting for b to come back to a's stale key_id would never end.
+  Node& a = AddNode();
+  Node& b = AddNode();
+  int concurrent_rotations = 0;
+  on_progress_ = [&](const Progress& p) {
+    // From the rotation on, b's Status fails: b is not at the target after the first round.
+    if (p.stage == Stage::kRotate) b.client->down = true;
+    if (p.stage == Stage::kConverge && concurrent_rotations == 0 &&
+        p.message.find("does not answer Status") != std::string::npos) {
+      ++concurrent_rotations;
+      ASSERT_THAT(a.svc->RotateKek(CallContext::WithTimeout(absl::Seconds(5))), IsOk());
+      b.client->down = false;
+    }
+  };
+  RotateOptions o;
+  o.rotate_kek = true;
+  RotateResult r = Run(o);
+  EXPECT_EQ(concurrent_rotations, 1);
+  ASSERT_THAT(r.status, IsOk());
+  EXPECT_EQ(r.new_key_id, backend_.KekId(3));
+  for (Node* n : {&a, &b}) EXPECT_EQ(KeyIdOf(*n), backend_.KekId(3));
+  for (const PluginOutcome& p : r.plugins) EXPECT_EQ(p.canary, "ok");
+  EXPECT_THAT(progress_, Contains(AllOf(Field(&Progress::warning, true),
+                                        Field(&Progress::message, HasSubstr("rotated again")))));
 }
 
 TEST_F(RotatorTest, TheCanaryCatchesPluginsThatShareKeyIdsButNotTheBackend) {

@@ -131,11 +131,12 @@ absl::Status Rotator::Converge(std::vector<Tracked>& tracked, RotateResult& resu
   std::set<std::string> old_ids;
   for (const Tracked& t : tracked) old_ids.insert(t.outcome->old_key_id);
   absl::Duration wait = options_.poll_interval;
-  bool first_round = true;
+  bool nudge_all = true;
   while (true) {
-    // Nudge every plugin not there yet (all of them in the first round).
+    // Nudge every plugin not there yet (all of them in the first round, and after the target
+    // moved on).
     for (Tracked& t : tracked) {
-      if (!first_round && t.at_target) continue;
+      if (!nudge_all && t.at_target) continue;
       PluginOutcome& o = *t.outcome;
       if (!options_.rotate_kek && !t.data_key_rotated) {
         absl::StatusOr<PluginState> r = t.client->RotateDataKey(CallTimeout(deadline));
@@ -157,7 +158,7 @@ absl::Status Rotator::Converge(std::vector<Tracked>& tracked, RotateResult& resu
         o.last_error = Message(st.status());
       }
     }
-    first_round = false;
+    nudge_all = false;
 
     // The key_id to agree on: the first plugin's, which must be new after a KEK rotation.
     const Tracked& lead = tracked.front();
@@ -174,6 +175,12 @@ absl::Status Rotator::Converge(std::vector<Tracked>& tracked, RotateResult& resu
         ++at_target;
       } else if (laggard == nullptr) {
         laggard = &t;
+      }
+      // A key_id that is neither the target nor one from before: the KEK was rotated again (two
+      // `rotate --kek` at once), and the plugins counted at the target may be behind it now.
+      if (!target.empty() && t.status_ok && t.outcome->key_id != target &&
+          old_ids.count(t.outcome->key_id) == 0) {
+        nudge_all = true;
       }
     }
     if (laggard == nullptr) {
@@ -236,10 +243,19 @@ absl::Status Rotator::Converge(std::vector<Tracked>& tracked, RotateResult& resu
   }
 }
 
-absl::Status Rotator::Canary(std::vector<Tracked>& tracked, RotateResult& result) {
+absl::Status Rotator::Canary(std::vector<Tracked>& tracked, RotateResult& result,
+                             bool* superseded) {
   const absl::Duration timeout = options_.call_timeout;
   absl::Status first_failure;
   size_t done = 0;
+  std::set<std::string> old_ids;
+  for (const Tracked& t : tracked) old_ids.insert(t.outcome->old_key_id);
+  // A key_id that is neither the agreed one nor one from before the run: the KEK was rotated
+  // again since the plugins converged (another `kms-plugin rotate --kek` at the same time).
+  auto newer = [&](const std::string& key_id) {
+    return !key_id.empty() && key_id != result.new_key_id && old_ids.count(key_id) == 0;
+  };
+  *superseded = false;
   for (Tracked& t : tracked) {
     PluginOutcome& o = *t.outcome;
     auto fail = [&](std::string why) {
@@ -257,6 +273,7 @@ absl::Status Rotator::Canary(std::vector<Tracked>& tracked, RotateResult& result
       continue;
     }
     if (st->key_id != result.new_key_id || st->healthz != "ok") {
+      *superseded |= newer(st->key_id);
       fail(fmt::format("Status says key_id {} healthz {}, expected {} ok", st->key_id, st->healthz,
                        result.new_key_id));
       continue;
@@ -274,6 +291,7 @@ absl::Status Rotator::Canary(std::vector<Tracked>& tracked, RotateResult& result
       continue;
     }
     if (enc->key_id != result.new_key_id) {
+      *superseded |= newer(enc->key_id);
       fail(fmt::format("Encrypt returned key_id {} but Status said {}", enc->key_id,
                        result.new_key_id));
       continue;
@@ -351,8 +369,10 @@ RotateResult Rotator::Run() {
            fmt::format("KEK rotated: {} now has key_id {}", lead.outcome->socket, expected), 1);
     } else if (rotated.status().code() == absl::StatusCode::kUnimplemented ||
                rotated.status().code() == absl::StatusCode::kPermissionDenied ||
-               rotated.status().code() == absl::StatusCode::kUnauthenticated) {
-      // The backend refused before creating anything.
+               rotated.status().code() == absl::StatusCode::kUnauthenticated ||
+               rotated.status().code() == absl::StatusCode::kOutOfRange) {
+      // The backend refused before creating anything (OUT_OF_RANGE: the local keyring has no
+      // version number left).
       return finish(absl::FailedPreconditionError(
           fmt::format("the backend did not rotate its KEK ({}); nothing was rotated",
                       ShortStatus(rotated.status()))));
@@ -390,7 +410,31 @@ RotateResult Rotator::Run() {
   if (absl::Status s = Converge(tracked, result, deadline, expected, rotate_error); !s.ok()) {
     return finish(s);
   }
-  return finish(Canary(tracked, result));
+  // Two `kms-plugin rotate --kek` at once: the other one may rotate the KEK again after this one
+  // converged, so that the canary meets a newer key_id on some plugin. That is no failure when
+  // the plugins end up consistent: follow the newer key_id (converge again, each time within a
+  // fresh `timeout`, and run the canary again), a bounded number of times.
+  constexpr int kMaxFollows = 3;
+  for (int follows = 0;; ++follows) {
+    bool superseded = false;
+    absl::Status canary = Canary(tracked, result, &superseded);
+    if (!superseded || follows == kMaxFollows) return finish(canary);
+    Emit(Stage::kCanary,
+         fmt::format("the KEK was rotated again meanwhile (another `kms-plugin rotate --kek`?): "
+                     "key_id {} is already replaced; converging on the newer key_id",
+                     result.new_key_id),
+         0, /*warning=*/true);
+    for (Tracked& t : tracked) {
+      t.outcome->canary.clear();
+      t.outcome->converged = false;
+      t.at_target = false;
+    }
+    const absl::Time follow_deadline = std::max(deadline, clock_->Now() + options_.timeout);
+    if (absl::Status s = Converge(tracked, result, follow_deadline, "", absl::OkStatus());
+        !s.ok()) {
+      return finish(s);
+    }
+  }
 }
 
 std::string RotateResult::ToJson() const {

@@ -110,8 +110,12 @@ class Rotator {
   Rotator(std::vector<RotatorPlugin> plugins, RotateOptions options, const Clock* clock,
           ProgressCallback progress = nullptr, Sleeper sleep = nullptr);
 
-  // Runs the four steps. The result's status is FAILED_PRECONDITION when a plugin could not be
-  // reached before anything was changed (nothing was rotated) or the backend cannot rotate,
+  // Runs the four steps. When the canary meets a key_id newer than the agreed one (another
+  // rotation ran at the same time), steps 3 and 4 are repeated for it (at most 3 times, each
+  // convergence within a fresh `timeout`), with a warning: the result then names the newer key_id.
+  // The result's status is FAILED_PRECONDITION when a plugin could not be reached before anything
+  // was changed (nothing was rotated) or the backend cannot rotate (or, OUT_OF_RANGE, cannot add
+  // a version),
   // DEADLINE_EXCEEDED when the plugins did not converge in time, ABORTED when a canary failed,
   // or the rotation call's own error.
   RotateResult Run();
@@ -124,7 +128,8 @@ class Rotator {
   absl::Status Check(std::vector<Tracked>& tracked, RotateResult& result, absl::Time deadline);
   absl::Status Converge(std::vector<Tracked>& tracked, RotateResult& result, absl::Time deadline,
                         const std::string& expected, const absl::Status& rotate_error);
-  absl::Status Canary(std::vector<Tracked>& tracked, RotateResult& result);
+  // `*superseded`: some plugin already reports a key_id newer than result.new_key_id.
+  absl::Status Canary(std::vector<Tracked>& tracked, RotateResult& result, bool* superseded);
 
   std::vector<RotatorPlugin> plugins_;
   const RotateOptions options_;

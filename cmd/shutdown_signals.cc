@@ -1,0 +1,62 @@
+#include "cmd/shutdown_signals.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "spdlog/spdlog.h"
+
+namespace kmsplugin {
+
+ShutdownSignals::ShutdownSignals() {
+  // A shell may start us with SIGINT ignored; an ignored signal is discarded, not queued.
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGINT, SIG_DFL);
+  sigemptyset(&set_);
+  sigaddset(&set_, SIGTERM);
+  sigaddset(&set_, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  thread_ = std::thread([this] { Run(); });
+}
+
+ShutdownSignals::~ShutdownSignals() {
+  bool wake = false;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    wake = signal_ == 0;  // The thread is still in sigwait().
+  }
+  if (wake) pthread_kill(thread_.native_handle(), SIGTERM);
+  thread_.join();
+}
+
+void ShutdownSignals::Run() {
+  while (true) {
+    int sig = 0;
+    if (sigwait(&set_, &sig) != 0) continue;
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    if (!serving_) {
+      spdlog::critical("received signal {} ({}) during start-up; exiting without serving", sig,
+                       strsignal(sig));
+      spdlog::default_logger()->flush();
+      _exit(1);
+    }
+    signal_ = sig;
+    return;
+  }
+}
+
+void ShutdownSignals::Serving() {
+  absl::MutexLock lock(&mu_);
+  serving_ = true;
+}
+
+int ShutdownSignals::Wait() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* sig) { return *sig != 0; }, &signal_));
+  return signal_;
+}
+
+}  // namespace kmsplugin

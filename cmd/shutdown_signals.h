@@ -1,0 +1,47 @@
+// ShutdownSignals: SIGTERM/SIGINT for `kms-plugin serve`, from the first line of start-up on.
+//
+// The constructor blocks both signals in the calling thread (every thread created later inherits
+// the mask, so none of them is interrupted) and starts one thread that sigwait()s for them.
+//   - Until Serving() is called, a signal ends the process at once: one log line, exit status 1.
+//     Start-up steps that may hang (a keyring lock held by another process, a stuck file system,
+//     an unreachable KMS) can thus always be stopped with SIGTERM, as systemd and the kubelet do.
+//   - After Serving(), Wait() returns the signal and the caller drains and returns.
+// Construct it before any other thread exists. Not copyable; Serving() and Wait() from the
+// thread that constructed it.
+#ifndef KMSP_CMD_SHUTDOWN_SIGNALS_H_
+#define KMSP_CMD_SHUTDOWN_SIGNALS_H_
+
+#include <signal.h>
+
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+
+namespace kmsplugin {
+
+class ShutdownSignals {
+ public:
+  ShutdownSignals();
+  ~ShutdownSignals();
+  ShutdownSignals(const ShutdownSignals&) = delete;
+  ShutdownSignals& operator=(const ShutdownSignals&) = delete;
+
+  // Start-up is over: a signal is now returned by Wait() instead of ending the process.
+  void Serving();
+  // Blocks until SIGTERM or SIGINT arrives (after Serving()); returns its number.
+  int Wait();
+
+ private:
+  void Run();
+
+  sigset_t set_;
+  absl::Mutex mu_;
+  bool serving_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int signal_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread thread_;
+};
+
+}  // namespace kmsplugin
+
+#endif  // KMSP_CMD_SHUTDOWN_SIGNALS_H_
