@@ -28,12 +28,9 @@ constexpr char kEtcdKey[] = "/registry/secrets/default/fuzz";
 
 struct State {
   EncryptionConfig config;
-  std::unique_ptr<TransformerSet> set;
   State() {
     spdlog::set_level(spdlog::level::off);
     config = std::move(*ParseEncryptionConfig(kmsplugin::fuzz::FuzzConfigYaml()));
-    set = std::move(*TransformerSet::Create(config, kmsplugin::fuzz::IdentityKmsFactory()));
-    for (const auto& t : set->transformers()) (void)t->PrepareForRead();
   }
 };
 
@@ -47,6 +44,9 @@ bool SameObject(const EncryptedObject& a, const EncryptedObject& b) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static State* state = new State();
+  // Fresh transformers per input: their seed caches would otherwise grow with every input.
+  auto set = std::move(*TransformerSet::Create(state->config, kmsplugin::fuzz::IdentityKmsFactory()));
+  for (const auto& t : set->transformers()) (void)t->PrepareForRead();
   const std::string_view value(reinterpret_cast<const char*>(data), size);
 
   std::string_view name, rest;
@@ -67,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)IsPlausibleStoredObject(value);
 
   for (const char* resource : {"secrets", "configmaps"}) {
-    const ProviderChain& chain = state->set->ChainFor(GroupResource::Parse(resource));
+    const ProviderChain& chain = set->ChainFor(GroupResource::Parse(resource));
     ValueOrigin origin = chain.Classify(value);
     (void)chain.IsCurrent(origin);
     (void)chain.ClaimedByLaterProvider(value, origin);

@@ -25,6 +25,9 @@
 namespace kmsplugin::reencrypt {
 namespace {
 
+// key_ids remembered as older than the plugin's current one (values carry few distinct ones).
+constexpr size_t kMaxRememberedKeyIds = 4096;
+
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
@@ -200,7 +203,11 @@ class KmsV2Transformer final : public ValueTransformer {
     bool rewrap = false;
     {
       absl::MutexLock lock(&mu_);
-      if (seen.has_value() && *seen != status.key_id) older_key_ids_.insert(*seen);
+      // Bounded: past the cap, a further unknown key_id just costs a Status call per value.
+      if (seen.has_value() && *seen != status.key_id &&
+          older_key_ids_.size() < kMaxRememberedKeyIds) {
+        older_key_ids_.insert(*seen);
+      }
       if (status.key_id != status_key_id_) {
         if (!status_key_id_.empty()) older_key_ids_.insert(status_key_id_);
         older_key_ids_.erase(status.key_id);
