@@ -12,7 +12,9 @@
 
 #include "crypto/encoding.h"
 #include "gtest/gtest.h"
+#include "tools/reencrypt/kms_client.h"
 #include "tools/reencrypt/storage_format.h"
+#include "tools/reencrypt/value_transformer.h"
 
 namespace kmsplugin::reencrypt {
 namespace {
@@ -161,6 +163,41 @@ TEST(GoldenRecordTest, WriterStillProducesTheFrozenBytes) {
   ASSERT_TRUE(ValidateEncryptedObject(obj).ok());
   std::string value = std::string(kKmsV2Prefix) + "kms-provider:" + SerializeEncryptedObject(obj);
   EXPECT_EQ(HexEncode(value), kGoldenHex);
+}
+
+// A plugin that wraps every seed as the golden record's encryptedDEKSource.
+class GoldenKmsClient final : public KmsV2Client {
+ public:
+  absl::StatusOr<KmsV2Status> Status() override { return KmsV2Status{"v2", "ok", "golden-key-1"}; }
+  absl::StatusOr<KmsV2EncryptResult> Encrypt(const SecretBytes& pt, std::string_view) override {
+    seed_ = pt.Clone();
+    return KmsV2EncryptResult{"wrapped-seed:0123456789abcdef",
+                              "golden-key-1",
+                              {{"kek.kms.example.com", std::string("\0\1wrapped-kek", 13)}}};
+  }
+  absl::StatusOr<SecretBytes> Decrypt(std::string_view, std::string_view,
+                                      const std::map<std::string, std::string>&,
+                                      std::string_view) override {
+    return seed_.Clone();
+  }
+
+ private:
+  SecretBytes seed_;
+};
+
+TEST(GoldenRecordTest, TransformerWritesTheFrozenFramingAroundItsRandomBytes) {
+  // The run's own writer draws seed, info and nonce at random: everything but encryptedData's
+  // 88 bytes (info, nonce, ciphertext, tag of the same plaintext) must match the record.
+  auto t = NewKmsV2Transformer("kms-provider", std::make_unique<GoldenKmsClient>());
+  ASSERT_TRUE(t->PrepareForWrite().ok());
+  auto value = t->Encrypt(kEtcdKey, SecretBytes::CopyFrom(kPlaintext));
+  ASSERT_TRUE(value.ok()) << value.status();
+  const std::string golden = *HexDecode(kGoldenHex);
+  ASSERT_EQ(value->size(), golden.size());
+  const size_t data_at = std::string_view("k8s:enc:kms:v2:kms-provider:").size() + 2;
+  std::string framed = *value;
+  framed.replace(data_at, 88, golden.substr(data_at, 88));
+  EXPECT_EQ(HexEncode(framed), kGoldenHex);
 }
 
 TEST(GoldenRecordTest, ContractDecoderOpensTheFrozenBytes) {

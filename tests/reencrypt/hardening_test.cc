@@ -114,6 +114,58 @@ TEST(HardeningTest, AnnotationKeyInAMalformedRecordIsPrintedSanitised) {
   EXPECT_TRUE(AllPrintable(std::string(parsed.status().message()))) << parsed.status();
 }
 
+// An etcd (or proxy) that answers a listing with a key outside the requested range.
+class StrayKeyEtcd final : public EtcdClient {
+ public:
+  explicit StrayKeyEtcd(testing::InMemoryEtcd* real) : real_(real) {}
+  absl::StatusOr<EtcdRangePage> Range(std::string_view key, std::string_view end,
+                                      const EtcdRangeOptions& o) override {
+    auto page = real_->Range(key, end, o);
+    if (page.ok() && o.limit > 0 && !page->kvs.empty()) {
+      auto stray = real_->Range("/registry/configmaps/ns/cm", "", {});
+      if (stray.ok() && !stray->kvs.empty()) page->kvs.push_back(stray->kvs[0]);
+    }
+    return page;
+  }
+  absl::StatusOr<int64_t> Put(std::string_view k, std::string_view v, int64_t l) override {
+    return real_->Put(k, v, l);
+  }
+  absl::StatusOr<int64_t> GrantLease(absl::Duration ttl) override { return real_->GrantLease(ttl); }
+  absl::StatusOr<EtcdCasResult> CompareAndSwap(std::string_view k, int64_t r, std::string_view v,
+                                               int64_t l) override {
+    return real_->CompareAndSwap(k, r, v, l);
+  }
+  absl::StatusOr<int64_t> DeleteRange(std::string_view k, std::string_view e) override {
+    return real_->DeleteRange(k, e);
+  }
+
+ private:
+  testing::InMemoryEtcd* real_;
+};
+
+TEST(HardeningTest, ListingAnswerWithAKeyOutsideTheRangeStopsTheRunBeforeAnyWrite) {
+  testing::InMemoryEtcd etcd;
+  ASSERT_THAT(etcd.Put("/registry/configmaps/ns/cm", "plain configmap", 0), IsOk());
+  ASSERT_THAT(etcd.Put("/registry/secrets/ns/s", testing::MakePlaintext("s", 50), 0), IsOk());
+  auto config = ParseEncryptionConfig(
+      "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n"
+      "  - resources: [secrets]\n    providers:\n"
+      "      - aesgcm: {keys: [{name: gcm1, secret: " +
+      Base64Encode(std::string(32, 'g')) + "}]}\n      - identity: {}\n");
+  ASSERT_THAT(config, IsOk());
+  auto set = TransformerSet::Create(*config);
+  ASSERT_THAT(set, IsOk());
+  StrayKeyEtcd stray(&etcd);
+  testing::FakeClock clock;
+  ReencryptOptions options;
+  options.concurrency = 1;
+  auto summary = Reencryptor(&stray, set->get(), options, nullptr, &clock)
+                     .Run({ResourceTarget{GroupResource::Parse("secrets"), "/registry/secrets/"}});
+  EXPECT_THAT(summary, StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(etcd.cas_writes(), 0);
+  EXPECT_EQ(etcd.Get("/registry/configmaps/ns/cm"), "plain configmap");
+}
+
 std::string WriteTemp(const std::string& name, const std::string& content) {
   std::string path = ::testing::TempDir() + "/" + name;
   std::ofstream(path, std::ios::binary) << content;
