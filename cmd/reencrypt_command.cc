@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/printable.h"
+#include "base/status.h"
 #include "cmd/flags.h"
 #include "tools/reencrypt/encryption_config.h"
 #include "tools/reencrypt/etcd_client.h"
@@ -43,7 +45,9 @@ struct ReencryptFlags {
 };
 
 int Fatal(std::string_view what, const absl::Status& status) {
-  std::cerr << "kms-plugin reencrypt: " << what << ": " << status.message() << "\n";
+  // The message may quote etcd, plugin or stored bytes.
+  std::cerr << "kms-plugin reencrypt: " << what << ": "
+            << Printable(ToStd(status.message()), 1024) << "\n";
   return 2;
 }
 

@@ -381,14 +381,16 @@ TEST_F(MixedCorpusTest, RunLeavesEveryTargetedObjectCurrentAndEverythingElseUnto
 TEST_F(MixedCorpusTest, RewriteKeepsTheKeysLease) {
   REENC_ASSIGN_OR_FAIL(int64_t lease, client_->GrantLease(absl::Minutes(10)));
   const std::string key = "/registry/secrets/ns-0/leased";
-  ASSERT_TRUE(client_->Put(key, *EncodeAesCbc("cbc1", kCbcKey, "leased"), lease).ok());
+  // aescbc values must look like stored objects (issue 9, item 5): a protobuf-looking plaintext.
+  const std::string leased = MakePlaintext(key, 64);
+  ASSERT_TRUE(client_->Put(key, *EncodeAesCbc("cbc1", kCbcKey, leased), lease).ok());
   ToolResult r = RunTool(Args({}));
   ASSERT_EQ(r.exit.code, 0) << r.err;
   auto after = Snapshot(key);
   ASSERT_EQ(after.size(), 1u);
   EXPECT_EQ(after[key].lease, lease);
   REENC_ASSIGN_OR_FAIL(DecodedKmsV2 d, DecodeKmsV2(after[key].value, key));
-  EXPECT_EQ(d.plaintext, "leased");
+  EXPECT_EQ(d.plaintext, leased);
   for (const auto& [k, kv] : Snapshot("/registry/secrets/")) {
     if (k != key) {
       EXPECT_EQ(kv.lease, 0) << k << " gained a lease";

@@ -2,13 +2,14 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <fstream>
 #include <set>
-#include <sstream>
+#include <streambuf>
 
+#include "base/printable.h"
 #include "base/status.h"
 #include "crypto/encoding.h"
 #include "fmt/format.h"
+#include "kms/secret_file.h"
 
 namespace kmsplugin::reencrypt {
 namespace {
@@ -16,6 +17,15 @@ namespace {
 absl::Status Invalid(std::string_view msg) {
   return absl::InvalidArgumentError(ToAbsl(fmt::format("encryption config: {}", msg)));
 }
+
+// An istream source over the caller's bytes, without copying them.
+class ViewStreamBuf final : public std::streambuf {
+ public:
+  explicit ViewStreamBuf(std::string_view bytes) {
+    char* p = const_cast<char*>(bytes.data());  // read-only: no put area, no putback writes
+    setg(p, p, p + bytes.size());
+  }
+};
 
 // Every YAML access below may throw YAML::Exception; ParseEncryptionConfig catches it.
 absl::StatusOr<std::string> ScalarString(const YAML::Node& node, std::string_view what) {
@@ -37,9 +47,16 @@ absl::Status ParseKeys(const YAML::Node& node, ProviderKind kind, std::string_vi
     if (name.empty()) return Invalid(key_where + ": name is required");
     if (!names.insert(name).second)
       return Invalid(fmt::format("{}: duplicate key name", key_where));
-    KMSP_ASSIGN_OR_RETURN(std::string b64, ScalarString(keys[i]["secret"], key_where + ".secret"));
+    const YAML::Node secret_node = keys[i]["secret"];
+    if (secret_node && !secret_node.IsNull() && !secret_node.IsScalar()) {
+      return Invalid(key_where + ".secret must be a string");
+    }
+    // Decoded straight from the node's own scalar (no std::string copy of ours): from here on
+    // the key lives only in SecretBytes. The YAML parser's buffers and node tree hold the base64
+    // text until the tree is destroyed; that copy is unavoidable with yaml-cpp.
+    static const std::string kEmpty;
+    const std::string& b64 = secret_node && secret_node.IsScalar() ? secret_node.Scalar() : kEmpty;
     auto secret = Base64DecodeSecret(b64);
-    WipeString(b64);
     if (!secret.ok()) return Invalid(fmt::format("{}: secret is not valid base64", key_where));
     size_t n = secret->size();
     bool ok = kind == ProviderKind::kSecretbox ? n == 32 : (n == 16 || n == 24 || n == 32);
@@ -206,7 +223,10 @@ bool EncryptionConfig::HasWildcards() const {
 
 absl::StatusOr<EncryptionConfig> ParseEncryptionConfig(std::string_view yaml) {
   try {
-    YAML::Node root = YAML::Load(std::string(yaml));
+    // Parsed from the caller's buffer through a non-copying streambuf (the text holds secrets).
+    ViewStreamBuf buf(yaml);
+    std::istream in(&buf);
+    YAML::Node root = YAML::Load(in);
     if (!root.IsMap()) return Invalid("the document must be a map");
     KMSP_ASSIGN_OR_RETURN(std::string kind, ScalarString(root["kind"], "kind"));
     KMSP_ASSIGN_OR_RETURN(std::string api_version, ScalarString(root["apiVersion"], "apiVersion"));
@@ -280,13 +300,15 @@ absl::StatusOr<EncryptionConfig> ParseEncryptionConfig(std::string_view yaml) {
 }
 
 absl::StatusOr<EncryptionConfig> LoadEncryptionConfigFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(fmt::format("cannot read encryption config {}", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  auto config = ParseEncryptionConfig(text);
-  WipeString(text);  // the file holds key secrets
+  // The file holds key secrets: one wipeable buffer, no stream buffers (kms/secret_file.h).
+  absl::StatusOr<std::string> text = ReadSecretFile(path);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        ToAbsl(fmt::format("cannot read encryption config: {}",
+                                           ToStd(text.status().message()))));
+  }
+  auto config = ParseEncryptionConfig(*text);
+  WipeString(*text);
   return config;
 }
 

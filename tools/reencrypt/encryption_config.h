@@ -84,7 +84,9 @@ struct EncryptionConfig {
 // base64, cachesize on v2, timeout <= 0, "*" alone, a duplicate resource, a resource masked by an
 // earlier wildcard). Messages never contain key material.
 absl::StatusOr<EncryptionConfig> ParseEncryptionConfig(std::string_view yaml);
-// Reads and parses `path`; NOT_FOUND when it cannot be read.
+// Reads `path` with the secret-file reader (kms/secret_file.h: one wipeable buffer, wiped after
+// the parse) and parses it; NOT_FOUND when it does not exist, INVALID_ARGUMENT when over 1 MiB,
+// UNAVAILABLE for other read errors.
 absl::StatusOr<EncryptionConfig> LoadEncryptionConfigFile(const std::string& path);
 
 }  // namespace kmsplugin::reencrypt

@@ -3,13 +3,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
+#include "base/printable.h"
 #include "base/status.h"
+#include "crypto/secret_bytes.h"
 #include "fmt/format.h"
+#include "kms/secret_file.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "tools/reencrypt/etcd_client.h"
+#include "tools/reencrypt/etcd_response.h"
 
 namespace kmsplugin::reencrypt {
 namespace {
@@ -17,20 +19,18 @@ namespace {
 absl::Status FromGrpc(const grpc::Status& s, std::string_view endpoint, std::string_view method) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      ToAbsl(fmt::format("etcd {} {}: {}", endpoint, method, s.error_message())));
+                      ToAbsl(fmt::format("etcd {} {}: {}", Printable(endpoint), method,
+                                         Printable(s.error_message(), 512))));
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(fmt::format("cannot read {} file {}", what, path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-EtcdKeyValue FromProto(const mvccpb::KeyValue& kv) {
-  return EtcdKeyValue{kv.key(),          kv.value(),   kv.create_revision(),
-                      kv.mod_revision(), kv.version(), kv.lease()};
+// TLS files through the one secret-file reader (the client key is a secret; one reader for all).
+absl::StatusOr<std::string> ReadTlsFile(const std::string& path, std::string_view what) {
+  absl::StatusOr<std::string> text = ReadSecretFile(path);
+  if (!text.ok()) {
+    return absl::Status(text.status().code(),
+                        ToAbsl(fmt::format("{} file: {}", what, ToStd(text.status().message()))));
+  }
+  return text;
 }
 
 struct Endpoint {
@@ -58,21 +58,7 @@ class GrpcEtcdClient final : public EtcdClient {
       resp.Clear();
       return stub->Range(ctx, req, &resp);
     }));
-    EtcdRangePage page;
-    page.kvs.reserve(resp.kvs_size());
-    for (auto& kv : *resp.mutable_kvs()) {
-      EtcdKeyValue out;
-      out.key = std::move(*kv.mutable_key());
-      out.value = std::move(*kv.mutable_value());
-      out.create_revision = kv.create_revision();
-      out.mod_revision = kv.mod_revision();
-      out.version = kv.version();
-      out.lease = kv.lease();
-      page.kvs.push_back(std::move(out));
-    }
-    page.more = resp.more();
-    page.count = resp.count();
-    page.revision = resp.header().revision();
+    EtcdRangePage page = PageFromRangeResponse(&resp);
     return page;
   }
 
@@ -97,7 +83,7 @@ class GrpcEtcdClient final : public EtcdClient {
     KMSP_RETURN_IF_ERROR(Call("LeaseGrant", [&](size_t idx, grpc::ClientContext* ctx) {
       return endpoints_[idx].lease->LeaseGrant(ctx, req, &resp);
     }));
-    if (!resp.error().empty()) return absl::FailedPreconditionError("LeaseGrant: " + resp.error());
+    if (!resp.error().empty()) return absl::FailedPreconditionError("LeaseGrant: " + Printable(resp.error()));
     return resp.id();
   }
 
@@ -122,17 +108,7 @@ class GrpcEtcdClient final : public EtcdClient {
       resp.Clear();
       return stub->Txn(ctx, req, &resp);
     }));
-    EtcdCasResult out;
-    out.succeeded = resp.succeeded();
-    if (out.succeeded) {
-      out.revision = resp.header().revision();
-      return out;
-    }
-    if (resp.responses_size() == 1 && resp.responses(0).has_response_range() &&
-        resp.responses(0).response_range().kvs_size() > 0) {
-      out.current = FromProto(resp.responses(0).response_range().kvs(0));
-    }
-    return out;
+    return CasResultFromTxnResponse(resp, key);
   }
 
   absl::StatusOr<int64_t> DeleteRange(std::string_view key, std::string_view range_end) override {
@@ -194,13 +170,22 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> CreateGrpcEtcdClient(const EtcdClien
     return absl::InvalidArgumentError("etcd client cert and key must be given together");
   }
   bool any_tls_file = !options.ca_file.empty() || !options.cert_file.empty();
-  grpc::SslCredentialsOptions ssl;
-  if (!options.ca_file.empty()) {
-    KMSP_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile(options.ca_file, "etcd CA"));
-  }
-  if (!options.cert_file.empty()) {
-    KMSP_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadFile(options.cert_file, "etcd client cert"));
-    KMSP_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadFile(options.key_file, "etcd client key"));
+  std::shared_ptr<grpc::ChannelCredentials> tls_creds;
+  {
+    grpc::SslCredentialsOptions ssl;
+    if (!options.ca_file.empty()) {
+      KMSP_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadTlsFile(options.ca_file, "etcd CA"));
+    }
+    if (!options.cert_file.empty()) {
+      KMSP_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadTlsFile(options.cert_file, "etcd client cert"));
+      auto key = ReadTlsFile(options.key_file, "etcd client key");
+      if (!key.ok()) return key.status();
+      ssl.pem_private_key = std::move(*key);  // a move: no second copy of the key
+    }
+    // One credentials object for every endpoint. gRPC copies the key into its own TLS context for
+    // the channels' life (an unavoidable copy); ours is wiped right away.
+    tls_creds = grpc::SslCredentials(ssl);
+    WipeString(ssl.pem_private_key);
   }
   std::vector<Endpoint> endpoints;
   for (const std::string& url : options.endpoints) {
@@ -220,7 +205,7 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> CreateGrpcEtcdClient(const EtcdClien
       return absl::InvalidArgumentError(fmt::format("etcd endpoint \"{}\" is not host:port", url));
     }
     std::shared_ptr<grpc::ChannelCredentials> creds =
-        tls ? grpc::SslCredentials(ssl) : grpc::InsecureChannelCredentials();
+        tls ? tls_creds : grpc::InsecureChannelCredentials();
     grpc::ChannelArguments args;
     // etcd's default request cap is 1.5 MiB, but a Range page can be far larger.
     args.SetMaxReceiveMessageSize(-1);

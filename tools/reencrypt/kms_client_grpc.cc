@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "absl/synchronization/mutex.h"
+#include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
 #include "plugin/channel.h"
@@ -20,7 +21,8 @@ absl::Status FromGrpc(const grpc::Status& s, std::string_view endpoint, std::str
   if (s.ok()) return absl::OkStatus();
   return absl::Status(
       static_cast<absl::StatusCode>(s.error_code()),
-      ToAbsl(fmt::format("KMS plugin {} {}: {}", endpoint, method, s.error_message())));
+      ToAbsl(fmt::format("KMS plugin {} {}: {}", Printable(endpoint), method,
+                         Printable(s.error_message(), 512))));
 }
 
 void PrepareContext(grpc::ClientContext* ctx, absl::Duration timeout) {
@@ -132,8 +134,8 @@ class GrpcKmsV1Client final : public KmsV1Client {
     KMSP_RETURN_IF_ERROR(FromGrpc(stub_->Version(&ctx, req, &resp), endpoint_, "v1beta1 Version"));
     if (resp.version() != kV1Version) {
       return absl::FailedPreconditionError(
-          fmt::format("KMS plugin {} speaks version \"{}\", want \"{}\"", endpoint_, resp.version(),
-                      kV1Version));
+          fmt::format("KMS plugin {} speaks version \"{}\", want \"{}\"", Printable(endpoint_),
+                      Printable(resp.version()), kV1Version));
     }
     version_checked_ = true;
     return absl::OkStatus();

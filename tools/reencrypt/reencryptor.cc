@@ -10,10 +10,13 @@
 #include <tuple>
 
 #include "absl/synchronization/mutex.h"
+#include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "tools/reencrypt/etcd_response.h"
+#include "tools/reencrypt/storage_format.h"
 
 namespace kmsplugin::reencrypt {
 namespace {
@@ -133,18 +136,23 @@ class RunState {
  private:
   void Fail(const EtcdKeyValue& kv, const ValueOrigin& origin, const absl::Status& status) {
     failed_.fetch_add(1);
-    std::string error(ToStd(status.message()));
-    spdlog::error("reencrypt: key {} (prefix \"{}\", provider {}) left untouched: {}", kv.key,
-                  origin.prefix, origin.provider, error);
+    // Keys and messages may carry stored or remote bytes (key_ids, annotation keys, plugin and
+    // etcd error text): the log line and the report get them through Printable only.
+    std::string key = Printable(kv.key, 1024);
+    std::string error = Printable(ToStd(status.message()), 1024);
+    spdlog::error("reencrypt: key {} (prefix \"{}\", provider {}) left untouched: {}", key,
+                  Printable(origin.prefix), Printable(origin.provider), error);
     absl::MutexLock lock(&mu_);
     if (failures_.size() < options_.max_reported_failures) {
-      failures_.push_back(FailedKey{kv.key, origin.prefix, std::move(error)});
+      failures_.push_back(FailedKey{std::move(key), Printable(origin.prefix), std::move(error)});
     }
   }
 
   void Count(const std::string& resource, const ValueOrigin& origin, bool current) {
     absl::MutexLock lock(&mu_);
-    ++inventory_[InventoryKey{resource, origin.provider, origin.key_id, origin.dek_type, current}];
+    // Resource names found in etcd keys and KMS v2 key_ids are stored bytes: printable only.
+    ++inventory_[InventoryKey{Printable(resource), origin.provider, Printable(origin.key_id, kMaxKeyIdSize),
+                              origin.dek_type, current}];
   }
 
   void Process(const WorkItem& item) {
@@ -156,10 +164,16 @@ class RunState {
       ValueOrigin origin = chain.Classify(kv.value);
       bool current = chain.IsCurrent(origin);
       if (current && chain.ClaimedByLaterProvider(kv.value, origin)) {
-        // Overlapping prefixes (§4.1): current only if the first provider really reads it. Only
-        // aescbc/aesgcm/secretbox prefixes overlap in practice, so this decrypt is local (also in
-        // a scan).
-        current = chain.transformers().front()->Decrypt(kv.key, kv.value).ok();
+        // Overlapping prefixes (§4.1): current only if the chain's decrypt attributes the value
+        // to the first provider's first key, unambiguously (two aescbc keys that both "open" it
+        // leave it untouched). Only aescbc/aesgcm/secretbox prefixes overlap in practice, so
+        // this decrypt is local (also in a scan).
+        auto opened = chain.Open(kv.key, kv.value);
+        current = opened.ok() && opened->provider_index == 0 && opened->key_index <= 0;
+        if (!opened.ok() && IsAmbiguousValueError(opened.status())) {
+          if (attempt == 1) Count(resource, origin, false);
+          return Fail(kv, origin, opened.status());
+        }
       }
       if (attempt == 1) Count(resource, origin, current);
       if (options_.scan_only) return;
@@ -173,13 +187,17 @@ class RunState {
       if (!rewritten.ok()) return Fail(kv, origin, Annotate(rewritten.status(), "encrypt"));
       // Never write what we cannot read back: decrypt the new value and compare.
       auto check = chain.Decrypt(kv.key, *rewritten);
-      if (!check.ok() || !check->ConstantTimeEquals(*plaintext) ||
-          !chain.IsCurrent(chain.Classify(*rewritten))) {
+      if (!check.ok() || !check->ConstantTimeEquals(*plaintext)) {
         return Fail(kv, origin,
                     absl::InternalError(check.ok() ? "re-encrypted value does not read back"
                                                    : fmt::format("re-encrypted value does not "
                                                                  "decrypt: {}",
                                                                  ToStd(check.status().message()))));
+      }
+      if (!chain.IsCurrent(chain.Classify(*rewritten))) {
+        // The plugin's key_id changed while this object was in flight: redo it under the new
+        // one rather than write it under a superseded key_id.
+        continue;
       }
       if (options_.dry_run) {
         would_rewrite_.fetch_add(1);
@@ -198,6 +216,9 @@ class RunState {
             if (reread->kvs.empty()) {
               vanished_.fetch_add(1);
               return;
+            }
+            if (reread->kvs[0].key != kv.key) {
+              return Fail(kv, origin, absl::DataLossError("etcd re-read returned another key"));
             }
             kv = std::move(reread->kvs[0]);
             continue;
@@ -254,7 +275,7 @@ absl::StatusOr<ReencryptSummary> Reencryptor::Run(const std::vector<ResourceTarg
 
   // Resolve each target's chain; prepare each distinct first provider once (one seed per run).
   std::vector<const ProviderChain*> chains;
-  std::set<ValueTransformer*> prepared;
+  std::set<ValueTransformer*> prepared;  // the write providers
   for (const ResourceTarget& t : targets) {
     const ProviderChain& chain = transformers_->ChainFor(t.resource);
     chains.push_back(&chain);
@@ -263,8 +284,8 @@ absl::StatusOr<ReencryptSummary> Reencryptor::Run(const std::vector<ResourceTarg
     if (options_.scan_only) {
       absl::Status s = first->PrepareForRead();
       if (!s.ok()) {
-        spdlog::warn("reencrypt: cannot tell current key_id for {}: {}", t.resource.ToString(),
-                     ToStd(s.message()));
+        spdlog::warn("reencrypt: cannot tell current key_id for {}: {}",
+                     Printable(t.resource.ToString()), Printable(ToStd(s.message()), 1024));
       }
     } else {
       KMSP_RETURN_IF_ERROR(
@@ -302,6 +323,26 @@ absl::StatusOr<ReencryptSummary> Reencryptor::Run(const std::vector<ResourceTarg
         break;
       }
       if (page->kvs.empty()) break;
+      absl::Status valid = ValidateRangePage(*page, from, end);
+      if (!valid.ok()) {
+        paging = valid;
+        break;
+      }
+      // The plugin may have rotated its KEK since the last page: re-read every write provider's
+      // Status key_id before this page's objects are judged, so that none is written under a
+      // superseded key_id and values the apiserver already wrote under the new one are current.
+      for (ValueTransformer* t : prepared) {
+        absl::Status refreshed = t->Refresh();
+        if (refreshed.ok()) continue;
+        if (options_.scan_only) {
+          spdlog::warn("reencrypt: cannot re-check the current key_id: {}",
+                       Printable(ToStd(refreshed.message()), 1024));
+          continue;
+        }
+        paging = Annotate(refreshed, "re-checking the write provider's key_id");
+        break;
+      }
+      if (!paging.ok()) break;
       from = page->kvs.back().key + '\0';  // the next key after the last one seen
       bool more = page->more;
       for (EtcdKeyValue& kv : page->kvs) queue.Push(WorkItem{i, std::move(kv)});

@@ -9,7 +9,12 @@
 // compare means a concurrent write won: the object is re-read (from the same Txn) and redone.
 // So a crash at any instant leaves every key either old-and-valid or new-and-valid, and a
 // re-run finishes the job. A value no provider can decrypt is reported (key, prefix) and left
-// untouched.
+// untouched, and so is an aescbc value two configured keys open to different plaintexts.
+//
+// KMS v2: the write provider's Status key_id is re-read before each page's objects are judged
+// (ValueTransformer::Refresh), and on each value under a key_id not yet placed; values the
+// apiserver already wrote under the plugin's current key_id are current, and nothing is written
+// under a superseded one.
 //
 // Thread-safety: Run() is not reentrant; internally it uses `concurrency` worker threads.
 #ifndef KMSP_TOOLS_REENCRYPT_REENCRYPTOR_H_
@@ -30,7 +35,8 @@ namespace kmsplugin::reencrypt {
 
 struct ReencryptOptions {
   bool dry_run = false;     // do everything but the etcd write
-  bool scan_only = false;   // only classify and count; no KMS Encrypt or Decrypt, no write
+  bool scan_only = false;   // only classify and count; no KMS Encrypt or Decrypt (Status only),
+                            // no write
   int concurrency = 4;      // worker threads, >= 1
   double rate = 0;          // max objects per second over all workers; 0 = unlimited
   int64_t page_size = 500;  // keys per Range page
@@ -83,8 +89,9 @@ class Reencryptor {
 
   // Processes `targets` in order. Returns the summary even when some objects failed (check
   // summary.failed); an error only when the run could not proceed: INVALID_ARGUMENT for bad
-  // options, the KMS error when a first provider cannot prepare its seed, the etcd error when a
-  // Range fails.
+  // options, the KMS error when a first provider cannot prepare its seed or (not in a scan)
+  // re-check its key_id between pages, the etcd error when a Range fails, DATA_LOSS when etcd
+  // answers a listing with keys outside the range or out of order.
   absl::StatusOr<ReencryptSummary> Run(const std::vector<ResourceTarget>& targets);
 
  private:

@@ -2,11 +2,13 @@
 
 #include <vector>
 
+#include "base/printable.h"
 #include "base/status.h"
 #include "crypto/aes_gcm.h"
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "fmt/format.h"
+#include "nlohmann/json.hpp"
 
 namespace kmsplugin::reencrypt {
 namespace {
@@ -152,7 +154,7 @@ absl::Status ValidateAnnotations(const std::map<std::string, std::string>& annot
   for (const auto& [k, v] : annotations) {
     if (!IsFullyQualifiedDomainName(k)) {
       return absl::InvalidArgumentError(
-          fmt::format("annotation key \"{}\" is not a fully qualified domain name", k));
+          fmt::format("annotation key \"{}\" is not a fully qualified domain name", Printable(k)));
     }
     total += k.size() + v.size();
   }
@@ -329,6 +331,16 @@ absl::StatusOr<std::string> SealKmsV2Type1(const SecretBytes& seed, std::string_
   KMSP_ASSIGN_OR_RETURN(std::string info, RandomBytes(kHkdfInfoSize));
   KMSP_ASSIGN_OR_RETURN(std::string nonce, RandomBytes(AesGcm::kNonceSize));
   return SealKmsV2Type1WithInfoAndNonce(seed, info, nonce, plaintext, etcd_key);
+}
+
+bool IsPlausibleStoredObject(std::string_view plaintext) {
+  constexpr std::string_view kProtobufMagic("k8s\0", 4);
+  constexpr std::string_view kCborSelfDescribed("\xd9\xd9\xf7", 3);
+  if (plaintext.substr(0, kProtobufMagic.size()) == kProtobufMagic) return true;
+  if (plaintext.substr(0, kCborSelfDescribed.size()) == kCborSelfDescribed) return true;
+  // '{' alone would pass one garbage block in 256: the whole text must parse.
+  return !plaintext.empty() && plaintext.front() == '{' &&
+         nlohmann::json::accept(plaintext.begin(), plaintext.end());
 }
 
 absl::StatusOr<KmsV1Body> ParseKmsV1Body(std::string_view rest) {

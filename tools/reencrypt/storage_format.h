@@ -94,6 +94,13 @@ absl::StatusOr<std::string> SealKmsV2Type1WithInfoAndNonce(const SecretBytes& se
 // HMAC-SHA256(seed, info || 0x01): the type-1 DEK.
 absl::StatusOr<SecretBytes> DeriveKmsV2Type1Dek(const SecretBytes& seed, std::string_view info);
 
+// True when `plaintext` starts like an object kube-apiserver stores (§3.6): the Kubernetes
+// protobuf magic "k8s\0", CBOR's self-described tag 55799 (d9 d9 f7), or a JSON object (a
+// leading '{' and the whole text valid JSON). AES-CBC has no integrity: a wrong key yields valid
+// padding about once in 256 tries, and this check is what rejects such garbage (it then passes
+// about once in 2^32 or less).
+bool IsPlausibleStoredObject(std::string_view plaintext);
+
 // KMS v1 body after "k8s:enc:kms:v1:NAME:".
 struct KmsV1Body {
   std::string_view encrypted_dek;

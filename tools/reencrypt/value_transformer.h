@@ -37,6 +37,21 @@ struct ValueOrigin {
   std::string prefix;       // the value's format prefix, e.g. "k8s:enc:aescbc:v1:key1:"
 };
 
+// What a transformer's Open returns.
+struct DecryptedValue {
+  SecretBytes plaintext;
+  // False for AES-CBC (aescbc, the KMS v1 CBC fallback): no integrity, only valid padding and a
+  // plausible plaintext vouch for it, so another key that also opens the value makes it
+  // ambiguous (see ProviderChain::Open).
+  bool authenticated = true;
+  int key_index = -1;  // aes*/secretbox: the key that opened it
+};
+
+// A value that more than one configured key opens to different plaintexts (only possible for
+// AES-CBC): it must be reported and left untouched, never rewritten with either reading.
+absl::Status AmbiguousValueError(std::string_view message);
+bool IsAmbiguousValueError(const absl::Status& status);
+
 class ValueTransformer {
  public:
   virtual ~ValueTransformer() = default;
@@ -45,20 +60,32 @@ class ValueTransformer {
   // Fills `origin` and returns true when `value` carries this provider's prefix.
   virtual bool Claims(std::string_view value, ValueOrigin* origin) const = 0;
   // True when a value this provider claimed is exactly what Encrypt would write now (first key;
-  // for KMS v2 also type 1 under the plugin's current Status key_id).
+  // for KMS v2 also type 1 under the plugin's current Status key_id). KMS v2: a key_id that is
+  // neither the run's nor one known to be older costs one fresh Status call; if the plugin now
+  // reports that key_id (a KEK rotation in mid-run), the value is current and this transformer
+  // switches to it (a fresh seed, when prepared for writing).
   // REQUIRES: PrepareForRead() succeeded, for KMS v2.
-  virtual bool IsCurrent(const ValueOrigin& origin) const = 0;
+  virtual bool IsCurrent(const ValueOrigin& origin) = 0;
   // Decrypts a value this provider claims. INVALID_ARGUMENT when the value does not decrypt
-  // (wrong key, bad tag, malformed); the plugin's code when a KMS call fails.
-  virtual absl::StatusOr<SecretBytes> Decrypt(std::string_view etcd_key,
+  // (wrong key, bad tag, malformed, an AES-CBC result that is no stored object); an
+  // AmbiguousValueError when two keys of this provider open it to different plaintexts; the
+  // plugin's code when a KMS call fails.
+  virtual absl::StatusOr<DecryptedValue> Open(std::string_view etcd_key,
                                               std::string_view value) = 0;
+  // Open() without the details.
+  absl::StatusOr<SecretBytes> Decrypt(std::string_view etcd_key, std::string_view value);
   // Encrypts as this provider writes. REQUIRES: PrepareForWrite() succeeded.
   virtual absl::StatusOr<std::string> Encrypt(std::string_view etcd_key,
                                               const SecretBytes& plaintext) = 0;
   // KMS v2: asks the plugin's Status for the current key_id. Others: nothing.
   virtual absl::Status PrepareForRead() { return absl::OkStatus(); }
-  // KMS: wraps one fresh seed (v2) or DEK (v1) for the whole run. Others: nothing.
+  // KMS: wraps one fresh seed (v2) or DEK (v1) for the run. Others: nothing.
   virtual absl::Status PrepareForWrite() { return absl::OkStatus(); }
+  // KMS v2: re-reads Status (the Reencryptor calls it once per etcd page); when the key_id
+  // changed, switches to it, with a fresh seed wrapped under it when prepared for writing, and
+  // until that succeeds Encrypt fails: nothing is ever written under a key_id older than the
+  // plugin's current one. Others: nothing.
+  virtual absl::Status Refresh() { return absl::OkStatus(); }
   // The plugin's Status key_id (KMS v2 after PrepareForRead), else empty.
   virtual std::string current_key_id() const { return {}; }
   // Number of plugin Decrypt calls made so far (KMS only).
@@ -80,8 +107,17 @@ class ProviderChain {
   // are legal (two aescbc blocks that both name a key "key1", §4.1), so the prefix alone does not
   // tell which provider wrote the value; only a decrypt does.
   bool ClaimedByLaterProvider(std::string_view value, const ValueOrigin& origin) const;
-  // Tries every provider that claims the value, in order; the first success wins.
-  // INVALID_ARGUMENT "no matching prefix" when none claims it; otherwise the last failure.
+  struct Opened {
+    SecretBytes plaintext;
+    int provider_index = -1;  // which provider opened it
+    int key_index = -1;       // and with which of its keys (aes*/secretbox)
+  };
+  // Tries every provider that claims the value, in order; the first success wins, as in the
+  // apiserver, except that an unauthenticated (AES-CBC) success is checked against every later
+  // provider claiming the value: if one opens it to another plaintext, the value is ambiguous
+  // (AmbiguousValueError). INVALID_ARGUMENT "no matching prefix" when none claims it; otherwise
+  // the last failure.
+  absl::StatusOr<Opened> Open(std::string_view etcd_key, std::string_view value) const;
   absl::StatusOr<SecretBytes> Decrypt(std::string_view etcd_key, std::string_view value) const;
   // Encrypts with the first provider.
   absl::StatusOr<std::string> Encrypt(std::string_view etcd_key,
