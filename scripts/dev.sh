@@ -5,7 +5,8 @@
 #   scripts/dev.sh test   install what is missing, build, run every test (what CI runs)
 #   scripts/dev.sh deps   only install what is missing
 #   scripts/dev.sh build  deps + build
-#   scripts/dev.sh fuzz   a short libFuzzer + ASan/UBSan run of the Decrypt path
+#   scripts/dev.sh fuzz   a short libFuzzer + ASan/UBSan run of every parser of untrusted bytes
+#                         (FUZZ_SECONDS each, default 20)
 #   scripts/dev.sh bench [--quick] [run_bench.py flags]  Release build, plugin vs gRPC floor
 #
 # Environment: BUILD_DIR (default ./build), JOBS (default: number of cores),
@@ -78,15 +79,33 @@ test_all() {
 fuzz() {
   deps
   local dir=${FUZZ_BUILD_DIR:-build-fuzz}
-  echo "== building the fuzzer in $dir (clang-14, ASan, UBSan)"
+  local seconds=${FUZZ_SECONDS:-20}
+  local targets=(decrypt_fuzzer aws_response_fuzzer keyring_fuzzer reencrypt_storage_fuzzer
+    reencrypt_config_fuzzer reencrypt_etcd_response_fuzzer)
+  echo "== building ${#targets[@]} fuzzers in $dir (clang-14, libFuzzer, ASan, UBSan)"
   CC=clang-14 CXX=clang++-14 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKMSP_SANITIZE=ON -DKMSP_BUILD_FUZZ=ON -DKMSP_BUILD_TESTS=OFF -DKMSP_BUILD_BENCH=OFF >/dev/null
-  cmake --build "$dir" -j "$JOBS" --target decrypt_fuzzer
-  mkdir -p "$dir/corpus"
-  echo "== fuzzing Decrypt for ${FUZZ_SECONDS:-60}s"
-  "$dir/fuzz/decrypt_fuzzer" -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 \
-    "$dir/corpus" 2>&1 | tail -n 12
-  echo "fuzz: 1 passed, 0 failed"
+  cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"
+  local passed=0 failed=0
+  for t in "${targets[@]}"; do
+    # Work on a copy of the committed seeds: the run adds inputs, the repo stays as it is.
+    local work="$dir/corpus-work/$t"
+    rm -rf "$work" && mkdir -p "$work"
+    if [ -d "fuzz/corpus/$t" ]; then cp -r "fuzz/corpus/$t/." "$work/"; fi
+    echo "== fuzzing $t for ${seconds}s"
+    if "$dir/fuzz/$t" -max_total_time="$seconds" -print_final_stats=1 "$work" \
+        > "$dir/$t.log" 2>&1; then
+      passed=$((passed + 1))
+      grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" \
+        "$dir/$t.log" | sed "s/^/   /"
+    else
+      failed=$((failed + 1))
+      echo "   FAILED: $t found a crash or leak; the last lines of $dir/$t.log:"
+      tail -n 40 "$dir/$t.log"
+    fi
+  done
+  echo "fuzz: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
 }
 
 # The serving-path benchmark (bench/README.md): a Release build of kms-plugin, floor_server and

@@ -176,7 +176,7 @@ TEST(HardeningTest, EncryptionConfigIsReadWithTheSecretFileReader) {
   // The secret-file reader's bound: a file over 1 MiB is refused before any parse.
   std::string big = "apiVersion: apiserver.config.k8s.io/v1\n# " + std::string(1 << 20, 'x');
   EXPECT_THAT(LoadEncryptionConfigFile(WriteTemp("big-enc.yaml", big)),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("larger than 1 MiB")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("more than the 1048576 allowed")));
   EXPECT_THAT(LoadEncryptionConfigFile(::testing::TempDir() + "/missing.yaml"),
               StatusIs(absl::StatusCode::kNotFound));
 }
@@ -187,7 +187,7 @@ TEST(HardeningTest, EtcdClientKeyIsReadWithTheSecretFileReader) {
   o.cert_file = WriteTemp("client.crt", "-----BEGIN CERTIFICATE-----\n");
   o.key_file = WriteTemp("client-big.key", std::string((1 << 20) + 1, 'k'));
   EXPECT_THAT(CreateGrpcEtcdClient(o),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("larger than 1 MiB")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("more than the 1048576 allowed")));
   o.key_file = ::testing::TempDir() + "/missing.key";
   EXPECT_THAT(CreateGrpcEtcdClient(o), StatusIs(absl::StatusCode::kNotFound));
 }
