@@ -1,12 +1,15 @@
 #include "kms/http_client.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <string.h>  // explicit_bzero
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <memory>
 #include <mutex>
+#include <type_traits>
 
 #include "absl/synchronization/mutex.h"
 #include "base/status.h"
@@ -28,6 +31,80 @@ std::string_view Trim(std::string_view s) {
     s.remove_suffix(1);
   }
   return s;
+}
+
+// libcurl's functions, resolved from the shared library at run time (http_client.h: on-demand
+// loading). The types are <curl/curl.h>'s own prototypes; curl_easy_setopt and curl_easy_getinfo
+// stay variadic, as in the library, and are called through these pointers with the argument types
+// libcurl documents for each option (long, char*, curl_off_t, callback and data pointers).
+struct CurlApi {
+  decltype(&::curl_global_init) global_init = nullptr;
+  decltype(&::curl_easy_init) easy_init = nullptr;
+  decltype(&::curl_easy_cleanup) easy_cleanup = nullptr;
+  decltype(&::curl_easy_reset) easy_reset = nullptr;
+  decltype(&::curl_easy_setopt) easy_setopt = nullptr;
+  decltype(&::curl_easy_perform) easy_perform = nullptr;
+  decltype(&::curl_easy_getinfo) easy_getinfo = nullptr;
+  decltype(&::curl_easy_strerror) easy_strerror = nullptr;
+  decltype(&::curl_slist_append) slist_append = nullptr;
+  decltype(&::curl_slist_free_all) slist_free_all = nullptr;
+};
+
+constexpr char kCurlSoname[] = "libcurl.so.4";
+
+absl::Status CannotLoad(const char* soname) {
+  const char* why = dlerror();
+  return absl::FailedPreconditionError(
+      fmt::format("cannot load {} ({}): install libcurl4 to use --kms aws", soname,
+                  why != nullptr ? why : "unknown dlerror"));
+}
+
+// dlopen + dlsym of every function in CurlApi. The library stays loaded for the life of the
+// process once every symbol resolved (libcurl and its TLS stack cannot be unloaded safely);
+// on a failure it is closed again.
+absl::StatusOr<const CurlApi*> OpenCurl(const char* soname) {
+  dlerror();  // Clears a stale error.
+  void* lib = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) return CannotLoad(soname);
+  auto api = std::make_unique<CurlApi>();
+  bool ok = true;
+  auto resolve = [&](const char* name, auto& fn) {
+    if (!ok) return;
+    void* sym = dlsym(lib, name);
+    if (sym == nullptr) {
+      ok = false;
+      return;
+    }
+    fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(sym);
+  };
+  resolve("curl_global_init", api->global_init);
+  resolve("curl_easy_init", api->easy_init);
+  resolve("curl_easy_cleanup", api->easy_cleanup);
+  resolve("curl_easy_reset", api->easy_reset);
+  resolve("curl_easy_setopt", api->easy_setopt);
+  resolve("curl_easy_perform", api->easy_perform);
+  resolve("curl_easy_getinfo", api->easy_getinfo);
+  resolve("curl_easy_strerror", api->easy_strerror);
+  resolve("curl_slist_append", api->slist_append);
+  resolve("curl_slist_free_all", api->slist_free_all);
+  if (!ok) {
+    absl::Status status = CannotLoad(soname);
+    dlclose(lib);
+    return status;
+  }
+  return api.release();  // Lives as long as the process, like the library.
+}
+
+// libcurl.so.4, opened and globally initialised once per process, by the first Create().
+const absl::StatusOr<const CurlApi*>& Curl() {
+  static const auto* const loaded = [] {
+    absl::StatusOr<const CurlApi*> api = OpenCurl(kCurlSoname);
+    if (api.ok() && (*api)->global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      api = absl::InternalError("curl_global_init failed");
+    }
+    return new absl::StatusOr<const CurlApi*>(std::move(api));
+  }();
+  return *loaded;
 }
 
 // Response body sink. Grows by copying into a larger buffer and wiping the old one, so no stale
@@ -74,19 +151,15 @@ size_t WriteHeader(char* ptr, size_t size, size_t nmemb, void* userdata) {
 
 // Wipes and frees a header list (it may hold tokens).
 struct SlistDeleter {
+  const CurlApi* api = nullptr;
   void operator()(curl_slist* list) const {
     for (curl_slist* p = list; p != nullptr; p = p->next) {
       if (p->data != nullptr) explicit_bzero(p->data, ::strlen(p->data));
     }
-    curl_slist_free_all(list);
+    api->slist_free_all(list);
   }
 };
 using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
-
-bool GlobalInit() {
-  static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  return ok;
-}
 
 }  // namespace
 
@@ -103,9 +176,9 @@ std::optional<std::string_view> HttpResponse::Header(std::string_view name) cons
 
 class CurlHttpClient::Impl {
  public:
-  explicit Impl(HttpClientOptions options) : options_(std::move(options)) {}
+  Impl(const CurlApi& api, HttpClientOptions options) : api_(api), options_(std::move(options)) {}
   ~Impl() {
-    for (CURL* h : idle_) curl_easy_cleanup(h);
+    for (CURL* h : idle_) api_.easy_cleanup(h);
   }
 
   absl::StatusOr<HttpResponse> Send(const HttpRequest& request);
@@ -120,18 +193,19 @@ class CurlHttpClient::Impl {
         return h;
       }
     }
-    return curl_easy_init();
+    return api_.easy_init();
   }
   void Release(CURL* h) {
-    curl_easy_reset(h);  // Keeps the handle's live connections for reuse.
+    api_.easy_reset(h);  // Keeps the handle's live connections for reuse.
     absl::MutexLock lock(&mu_);
     if (idle_.size() < options_.max_idle_handles) {
       idle_.push_back(h);
       return;
     }
-    curl_easy_cleanup(h);
+    api_.easy_cleanup(h);
   }
 
+  const CurlApi& api_;
   const HttpClientOptions options_;
   absl::Mutex mu_;
   std::vector<CURL*> idle_ ABSL_GUARDED_BY(mu_);
@@ -162,37 +236,37 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
   sink.max_bytes = options_.max_response_bytes;
   HttpResponse response;
 
-  curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &WriteBody);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &WriteHeader);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.headers);
+  api_.easy_setopt(h, CURLOPT_URL, request.url.c_str());
+  api_.easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  api_.easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  api_.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  api_.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  api_.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!options_.ca_file.empty()) api_.easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+  api_.easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
+  api_.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  api_.easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  api_.easy_setopt(h, CURLOPT_WRITEFUNCTION, &WriteBody);
+  api_.easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  api_.easy_setopt(h, CURLOPT_HEADERFUNCTION, &WriteHeader);
+  api_.easy_setopt(h, CURLOPT_HEADERDATA, &response.headers);
 
   if (request.method == "GET") {
-    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    api_.easy_setopt(h, CURLOPT_HTTPGET, 1L);
   } else if (request.method == "POST" || request.method == "PUT") {
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-    curl_easy_setopt(
+    api_.easy_setopt(h, CURLOPT_POST, 1L);
+    api_.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    api_.easy_setopt(
         h, CURLOPT_POSTFIELDS,
         request.body.empty() ? "" : reinterpret_cast<const char*>(request.body.data()));
-    if (request.method == "PUT") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+    if (request.method == "PUT") api_.easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
   } else {
     return absl::InvalidArgumentError(fmt::format("unsupported HTTP method {}", request.method));
   }
 
-  SlistPtr slist;
-  auto append = [&slist](const std::string& line) {
-    curl_slist* next = curl_slist_append(slist.get(), line.c_str());
+  SlistPtr slist(nullptr, SlistDeleter{&api_});
+  auto append = [this, &slist](const std::string& line) {
+    curl_slist* next = api_.slist_append(slist.get(), line.c_str());
     if (next != nullptr) {
       slist.release();
       slist.reset(next);
@@ -212,13 +286,13 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
     WipeString(line);
   }
   if (!has_content_type && request.method != "GET") append("Content-Type:");
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, slist.get());
+  api_.easy_setopt(h, CURLOPT_HTTPHEADER, slist.get());
 
-  const CURLcode rc = curl_easy_perform(h);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
+  const CURLcode rc = api_.easy_perform(h);
+  api_.easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
   if (rc != CURLE_OK) {
     WipeString(sink.buf);
-    const std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
+    const std::string detail = errbuf[0] != '\0' ? std::string(errbuf) : api_.easy_strerror(rc);
     std::string msg = fmt::format("HTTP {} {}: {}", request.method, request.url, detail);
     if (rc == CURLE_OPERATION_TIMEDOUT && request.deadline != absl::InfiniteFuture() &&
         absl::Now() >= request.deadline - absl::Milliseconds(5)) {
@@ -234,14 +308,15 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
     return absl::UnavailableError(msg);
   }
   long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  api_.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   response.status = static_cast<int>(status);
   response.body = SecretBytes::TakeFrom(sink.buf);
   return response;
 }
 
 absl::StatusOr<std::unique_ptr<CurlHttpClient>> CurlHttpClient::Create(HttpClientOptions options) {
-  if (!GlobalInit()) return absl::InternalError("curl_global_init failed");
+  const absl::StatusOr<const CurlApi*>& api = Curl();
+  if (!api.ok()) return api.status();
   if (!options.ca_file.empty()) {
     std::FILE* f = std::fopen(options.ca_file.c_str(), "rb");
     if (f == nullptr) {
@@ -251,7 +326,7 @@ absl::StatusOr<std::unique_ptr<CurlHttpClient>> CurlHttpClient::Create(HttpClien
   }
   if (options.max_response_bytes == 0) options.max_response_bytes = 1 << 20;
   return std::unique_ptr<CurlHttpClient>(
-      new CurlHttpClient(std::make_unique<Impl>(std::move(options))));
+      new CurlHttpClient(std::make_unique<Impl>(**api, std::move(options))));
 }
 
 CurlHttpClient::CurlHttpClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -260,5 +335,11 @@ CurlHttpClient::~CurlHttpClient() = default;
 absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
   return impl_->Send(request);
 }
+
+namespace http_client_internal {
+
+absl::Status OpenCurlLibraryForTest(const char* soname) { return OpenCurl(soname).status(); }
+
+}  // namespace http_client_internal
 
 }  // namespace kmsplugin

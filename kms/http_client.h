@@ -1,6 +1,16 @@
 // HttpClient: the project's one HTTP(S) client interface, and CurlHttpClient, its libcurl
 // implementation (the only file that includes curl).
 //
+// libcurl is loaded on demand, not linked: the binary has no NEEDED entry for it, and the first
+// CurlHttpClient::Create() in the process dlopen()s "libcurl.so.4" (RTLD_NOW | RTLD_LOCAL, once,
+// thread-safe), resolves the few functions it calls with dlsym() and runs curl_global_init().
+// Why: libcurl drags in about 33 libraries (GnuTLS, whose constructor runs at load, p11-kit,
+// Kerberos, LDAP, nettle, libssh2, nghttp2, rtmp, ...), several MB of RSS that `--kms local`
+// never uses. When libcurl is missing (or lacks a function), Create() returns FAILED_PRECONDITION
+// "cannot load libcurl.so.4 (<dlerror>): install libcurl4 to use --kms aws" and nothing crashes;
+// the outcome is kept, so later calls give the same answer. Once loaded, libcurl stays for the
+// life of the process. <curl/curl.h> (libcurl4-openssl-dev) is still needed to build.
+//
 // What it guarantees:
 // - Every request finishes by its deadline: the total curl timeout is the time left until
 //   `request.deadline` (or `default_timeout` when the deadline is infinite), and the connect
@@ -82,7 +92,8 @@ struct HttpClientOptions {
 
 class CurlHttpClient final : public HttpClient {
  public:
-  // INVALID_ARGUMENT if `ca_file` is set but not readable; INTERNAL if libcurl cannot start.
+  // FAILED_PRECONDITION if libcurl.so.4 cannot be loaded (see above); INVALID_ARGUMENT if
+  // `ca_file` is set but not readable; INTERNAL if libcurl cannot start.
   static absl::StatusOr<std::unique_ptr<CurlHttpClient>> Create(HttpClientOptions options);
   ~CurlHttpClient() override;
 
@@ -93,6 +104,15 @@ class CurlHttpClient final : public HttpClient {
   explicit CurlHttpClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+namespace http_client_internal {
+
+// Tests only: opens `soname` and resolves the functions CurlHttpClient uses, as Create() does
+// with libcurl.so.4, and returns the status Create() would give for that library. A library that
+// resolves stays loaded.
+absl::Status OpenCurlLibraryForTest(const char* soname);
+
+}  // namespace http_client_internal
 
 }  // namespace kmsplugin
 

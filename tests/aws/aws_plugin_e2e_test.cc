@@ -498,5 +498,21 @@ TEST_F(AwsPluginE2eTest, BadAwsFlagsStopTheProcessWithAClearMessage) {
   EXPECT_THAT(plugin->Log(), HasSubstr("--aws-key-id"));
 }
 
+// libcurl is loaded on demand (kms/http_client.h): an AWS plugin has it mapped once it has talked
+// to AWS (the `--kms local` counterpart is tests/integration/plugin_libcurl_test.cc).
+TEST_F(AwsPluginE2eTest, LibcurlIsMappedInAnAwsPluginAfterItsFirstKmsCall) {
+  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(AwsOptions()));
+  {
+    ApiserverKmsClient client(plugin->grpc_target());
+    const std::string plaintext = Secret("libcurl");
+    ITEST_ASSIGN_OR_FAIL(std::string back, client.RoundTrip(plaintext));
+    EXPECT_EQ(back, plaintext);
+  }
+  EXPECT_GE(Count(ServerLog(), "kms", "Encrypt"), 1);
+  ITEST_ASSIGN_OR_FAIL(std::string maps,
+                       ReadFile("/proc/" + std::to_string(plugin->process().pid()) + "/maps"));
+  EXPECT_THAT(maps, HasSubstr("libcurl.so.4"));
+}
+
 }  // namespace
 }  // namespace kmsplugin::testing
