@@ -1,9 +1,12 @@
 #include "crypto/aes_gcm.h"
 
 #include <openssl/evp.h>
+#include <sodium.h>
+
 
 #include <climits>
 
+#include "crypto/init.h"
 #include "crypto/random.h"
 #include "crypto/ssl_util.h"
 #include "fmt/format.h"
@@ -39,14 +42,37 @@ const unsigned char* U8(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
+constexpr size_t kStateAlign = 16;
+
+unsigned char* Aligned(uint8_t* p) {
+  auto addr = reinterpret_cast<uintptr_t>(p);
+  return reinterpret_cast<unsigned char*>((addr + kStateAlign - 1) & ~(kStateAlign - 1));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AesGcm>> AesGcm::Create(SecretBytes key) {
-  if (CipherForKeySize(key.size()) == nullptr) {
+  if (key.size() != 16 && key.size() != 24 && key.size() != 32) {
     return absl::InvalidArgumentError(
         fmt::format("AES-GCM key must be 16, 24 or 32 bytes, got {}", key.size()));
   }
-  return std::unique_ptr<AesGcm>(new AesGcm(std::move(key)));
+  const bool sodium = key.size() == kKeySize && internal::UseSodiumAesGcm();
+  if (!sodium && CipherForKeySize(key.size()) == nullptr) {
+    return absl::InternalError("OpenSSL has no AES-GCM for this key size");
+  }
+  std::unique_ptr<AesGcm> aead(new AesGcm(std::move(key)));
+  if (sodium) {
+    aead->sodium_state_ = SecretBytes(sizeof(crypto_aead_aes256gcm_state) + kStateAlign);
+    crypto_aead_aes256gcm_beforenm(
+        reinterpret_cast<crypto_aead_aes256gcm_state*>(Aligned(aead->sodium_state_.MutableData())),
+        aead->key_.data());
+  }
+  return aead;
+}
+
+const unsigned char* AesGcm::SodiumState() const {
+  if (sodium_state_.empty()) return nullptr;
+  return Aligned(const_cast<uint8_t*>(sodium_state_.data()));
 }
 
 absl::StatusOr<std::string> AesGcm::Seal(std::string_view plaintext, std::string_view aad) const {
@@ -71,6 +97,14 @@ absl::StatusOr<std::string> AesGcm::SealDetached(std::string_view nonce,
   if (nonce.size() != kNonceSize) return absl::InvalidArgumentError("AES-GCM nonce must be 12 bytes");
   if (plaintext.size() > INT_MAX - kTagSize || aad.size() > INT_MAX) {
     return absl::InvalidArgumentError("AES-GCM input too large");
+  }
+  if (const unsigned char* state = SodiumState()) {
+    std::string out(plaintext.size() + kTagSize, '\0');
+    auto* o = reinterpret_cast<unsigned char*>(out.data());
+    crypto_aead_aes256gcm_encrypt_detached_afternm(
+        o, o + plaintext.size(), nullptr, U8(plaintext), plaintext.size(), U8(aad), aad.size(),
+        nullptr, U8(nonce), reinterpret_cast<const crypto_aead_aes256gcm_state*>(state));
+    return out;
   }
   SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");
@@ -112,6 +146,17 @@ absl::StatusOr<SecretBytes> AesGcm::OpenDetached(std::string_view nonce,
     return absl::InvalidArgumentError("AES-GCM input too large");
   }
   std::string_view ct = ct_and_tag.substr(0, ct_and_tag.size() - kTagSize);
+  if (const unsigned char* state = SodiumState()) {
+    SecretBytes out(ct.size());
+    if (crypto_aead_aes256gcm_decrypt_detached_afternm(
+            out.MutableData(), nullptr, U8(ct), ct.size(), U8(ct_and_tag.substr(ct.size())),
+            U8(aad), aad.size(), U8(nonce),
+            reinterpret_cast<const crypto_aead_aes256gcm_state*>(state)) != 0) {
+      out.Clear();  // Never hand back unauthenticated plaintext.
+      return absl::InvalidArgumentError("AES-GCM authentication failed");
+    }
+    return out;
+  }
   std::string tag(ct_and_tag.substr(ct.size()));
   SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");

@@ -1,10 +1,17 @@
-// AES-256-GCM (NIST SP 800-38D) with a 96-bit nonce and a 128-bit tag, on OpenSSL EVP.
+// AES-GCM (NIST SP 800-38D) with a 96-bit nonce and a 128-bit tag.
+//
+// Two engines, the same bytes (crypto/init.h): a 256-bit key, with the kAuto engine on a CPU with
+// AES-NI and PCLMUL, uses libsodium's crypto_aead_aes256gcm with its key schedule computed once
+// per key (no per-call set-up); every other case (128/192-bit keys for the apiserver's aesgcm
+// provider, CPUs without AES-NI, the kOpenSslOnly engine) uses OpenSSL EVP. The engine is fixed
+// when the object is created.
 //
 // Layout used by Seal/Open: nonce(12) || ciphertext || tag(16). The *Detached functions take the
 // nonce separately and return/accept ciphertext || tag, for formats that place the nonce
 // elsewhere (the KNOWN-ANSWER tests use them too).
 //
-// Thread-safe: an AesGcm holds only its key; every call makes its own cipher context.
+// Thread-safe: an AesGcm holds only its key (and libsodium's read-only key schedule, wiped with
+// it); every OpenSSL call makes its own cipher context.
 #ifndef KMSP_CRYPTO_AES_GCM_H_
 #define KMSP_CRYPTO_AES_GCM_H_
 
@@ -42,7 +49,12 @@ class AesGcm {
 
  private:
   explicit AesGcm(SecretBytes key) : key_(std::move(key)) {}
+  // libsodium's precomputed state (crypto_aead_aes256gcm_state, 16-byte aligned inside the
+  // buffer), or nullptr for the OpenSSL engine.
+  const unsigned char* SodiumState() const;
+
   SecretBytes key_;
+  SecretBytes sodium_state_;  // Empty for the OpenSSL engine.
 };
 
 }  // namespace kmsplugin

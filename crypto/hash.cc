@@ -4,8 +4,10 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/params.h>
+#include <sodium.h>
 
 #include "crypto/encoding.h"
+#include "crypto/init.h"
 #include "crypto/ssl_util.h"
 
 namespace kmsplugin {
@@ -46,6 +48,11 @@ absl::StatusOr<SecretBytes> RunHkdf(int mode, std::string_view key, std::string_
 
 std::string Sha256(std::string_view data) {
   std::string out(kSha256Size, '\0');
+  if (internal::UseSodium()) {
+    crypto_hash_sha256(reinterpret_cast<unsigned char*>(out.data()),
+                       reinterpret_cast<const unsigned char*>(data.data()), data.size());
+    return out;
+  }
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
              EVP_sha256(), nullptr);

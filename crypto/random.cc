@@ -1,13 +1,19 @@
 #include "crypto/random.h"
 
 #include <openssl/rand.h>
+#include <sodium.h>
 
 #include "crypto/encoding.h"
+#include "crypto/init.h"
 
 namespace kmsplugin {
 
 absl::StatusOr<std::string> RandomBytes(size_t n) {
   std::string out(n, '\0');
+  if (n > 0 && internal::UseSodium()) {
+    randombytes_buf(out.data(), n);
+    return out;
+  }
   if (n > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
     return absl::InternalError("RAND_bytes failed");
   }
@@ -16,6 +22,10 @@ absl::StatusOr<std::string> RandomBytes(size_t n) {
 
 absl::StatusOr<SecretBytes> RandomSecret(size_t n) {
   SecretBytes out(n);
+  if (n > 0 && internal::UseSodium()) {
+    randombytes_buf(out.MutableData(), n);
+    return out;
+  }
   if (n > 0 && RAND_priv_bytes(out.MutableData(), static_cast<int>(n)) != 1) {
     return absl::InternalError("RAND_priv_bytes failed");
   }

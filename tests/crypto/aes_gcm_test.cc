@@ -1,6 +1,7 @@
 // AesGcm against NIST CAVP and Wycheproof vectors (KMSP_SHARED_TESTDATA/aes-gcm, see its README),
 // plus properties: round trip, fresh nonces, tamper and truncation detection, key-size checks.
 #include "crypto/aes_gcm.h"
+#include "crypto/init.h"
 
 #include <memory>
 #include <set>
@@ -105,9 +106,12 @@ absl::StatusOr<std::vector<GcmVector>> LoadWycheproofVectors() {
   return out;
 }
 
-class AesGcmTest : public ::testing::Test {
+// Every test runs on both engines (crypto/init.h): kAuto (libsodium for 256-bit keys where the
+// CPU allows) and kOpenSslOnly.
+class AesGcmTest : public ::testing::TestWithParam<CryptoEngine> {
  protected:
   void SetUp() override {
+    SetCryptoEngine(GetParam());
     auto key = RandomSecret(AesGcm::kKeySize);
     ASSERT_THAT(key, IsOk());
     auto aead = AesGcm::Create(std::move(*key));
@@ -121,10 +125,46 @@ class AesGcmTest : public ::testing::Test {
     return aead.ok() ? std::move(*aead) : nullptr;
   }
 
+  void TearDown() override { SetCryptoEngine(CryptoEngine::kAuto); }
+
   std::unique_ptr<AesGcm> aead_;
 };
 
-TEST_F(AesGcmTest, SealDetachedMatchesEveryNistVector) {
+INSTANTIATE_TEST_SUITE_P(Engines, AesGcmTest,
+                         ::testing::Values(CryptoEngine::kAuto, CryptoEngine::kOpenSslOnly),
+                         [](const ::testing::TestParamInfo<CryptoEngine>& info) {
+                           return info.param == CryptoEngine::kAuto ? std::string("Auto")
+                                                                    : std::string("OpenSslOnly");
+                         });
+
+TEST(AesGcmEngineTest, BothEnginesProduceTheSameBytesAndOpenEachOthersOutput) {
+  auto key = RandomSecret(AesGcm::kKeySize);
+  ASSERT_THAT(key, IsOk());
+  SetCryptoEngine(CryptoEngine::kAuto);
+  auto fast = AesGcm::Create(key->Clone());
+  SetCryptoEngine(CryptoEngine::kOpenSslOnly);
+  auto openssl = AesGcm::Create(key->Clone());
+  SetCryptoEngine(CryptoEngine::kAuto);
+  ASSERT_THAT(fast, IsOk());
+  ASSERT_THAT(openssl, IsOk());
+  const std::string nonce(12, '\x07');
+  for (size_t size : {0, 1, 15, 16, 17, 32, 61, 1000}) {
+    std::string plaintext(size, 'p');
+    auto a = (*fast)->SealDetached(nonce, plaintext, "aad");
+    auto b = (*openssl)->SealDetached(nonce, plaintext, "aad");
+    ASSERT_THAT(a, IsOk());
+    ASSERT_THAT(b, IsOk());
+    EXPECT_EQ(*a, *b) << size;
+    auto back = (*openssl)->OpenDetached(nonce, *a, "aad");
+    ASSERT_THAT(back, IsOk());
+    EXPECT_EQ(back->Reveal(), plaintext);
+    auto back2 = (*fast)->OpenDetached(nonce, *b, "aad");
+    ASSERT_THAT(back2, IsOk());
+    EXPECT_EQ(back2->Reveal(), plaintext);
+  }
+}
+
+TEST_P(AesGcmTest, SealDetachedMatchesEveryNistVector) {
   auto vectors = LoadNistVectors();
   ASSERT_THAT(vectors, IsOk());
   ASSERT_EQ(vectors->size(), kNistCaseCount);
@@ -139,7 +179,7 @@ TEST_F(AesGcmTest, SealDetachedMatchesEveryNistVector) {
   }
 }
 
-TEST_F(AesGcmTest, OpenDetachedRecoversEveryNistPlaintext) {
+TEST_P(AesGcmTest, OpenDetachedRecoversEveryNistPlaintext) {
   auto vectors = LoadNistVectors();
   ASSERT_THAT(vectors, IsOk());
   ASSERT_EQ(vectors->size(), kNistCaseCount);
@@ -153,7 +193,7 @@ TEST_F(AesGcmTest, OpenDetachedRecoversEveryNistPlaintext) {
   }
 }
 
-TEST_F(AesGcmTest, ValidWycheproofVectorsRoundTripExactly) {
+TEST_P(AesGcmTest, ValidWycheproofVectorsRoundTripExactly) {
   auto vectors = LoadWycheproofVectors();
   ASSERT_THAT(vectors, IsOk());
   ASSERT_EQ(vectors->size(), kWycheproofCaseCount);
@@ -174,7 +214,7 @@ TEST_F(AesGcmTest, ValidWycheproofVectorsRoundTripExactly) {
   EXPECT_EQ(valid, kWycheproofValidCount);
 }
 
-TEST_F(AesGcmTest, InvalidWycheproofVectorsAreRejectedWithoutPlaintext) {
+TEST_P(AesGcmTest, InvalidWycheproofVectorsAreRejectedWithoutPlaintext) {
   auto vectors = LoadWycheproofVectors();
   ASSERT_THAT(vectors, IsOk());
   ASSERT_EQ(vectors->size(), kWycheproofCaseCount);
@@ -196,7 +236,7 @@ TEST_F(AesGcmTest, InvalidWycheproofVectorsAreRejectedWithoutPlaintext) {
   EXPECT_EQ(invalid, kWycheproofInvalidCount);
 }
 
-TEST_F(AesGcmTest, OpenRecoversWhatSealProduced) {
+TEST_P(AesGcmTest, OpenRecoversWhatSealProduced) {
   const std::string plaintext = "a data encryption key, 32 bytes!";
   const std::string aad = "/registry/secrets/default/token";
   auto sealed = aead_->Seal(plaintext, aad);
@@ -208,7 +248,7 @@ TEST_F(AesGcmTest, OpenRecoversWhatSealProduced) {
   EXPECT_EQ(opened->Reveal(), plaintext);
 }
 
-TEST_F(AesGcmTest, OpenRecoversEmptyPlaintextWithEmptyAad) {
+TEST_P(AesGcmTest, OpenRecoversEmptyPlaintextWithEmptyAad) {
   auto sealed = aead_->Seal("", "");
   ASSERT_THAT(sealed, IsOk());
   EXPECT_EQ(sealed->size(), AesGcm::kNonceSize + AesGcm::kTagSize);
@@ -217,7 +257,7 @@ TEST_F(AesGcmTest, OpenRecoversEmptyPlaintextWithEmptyAad) {
   EXPECT_TRUE(opened->empty());
 }
 
-TEST_F(AesGcmTest, SealDetachedAgreesWithSeal) {
+TEST_P(AesGcmTest, SealDetachedAgreesWithSeal) {
   auto sealed = aead_->Seal("plaintext", "aad");
   ASSERT_THAT(sealed, IsOk());
   std::string nonce = sealed->substr(0, AesGcm::kNonceSize);
@@ -226,7 +266,7 @@ TEST_F(AesGcmTest, SealDetachedAgreesWithSeal) {
   EXPECT_EQ(nonce + *detached, *sealed);
 }
 
-TEST_F(AesGcmTest, EverySealUsesAFreshNonce) {
+TEST_P(AesGcmTest, EverySealUsesAFreshNonce) {
   constexpr int kSeals = 1000;
   std::set<std::string> nonces;
   std::set<std::string> sealed_messages;
@@ -240,7 +280,7 @@ TEST_F(AesGcmTest, EverySealUsesAFreshNonce) {
   EXPECT_EQ(sealed_messages.size(), static_cast<size_t>(kSeals));
 }
 
-TEST_F(AesGcmTest, OpenRejectsEverySingleBitFlipOfTheSealedMessage) {
+TEST_P(AesGcmTest, OpenRejectsEverySingleBitFlipOfTheSealedMessage) {
   const std::string aad = "aad";
   auto sealed = aead_->Seal("twenty bytes of text", aad);
   ASSERT_THAT(sealed, IsOk());
@@ -254,7 +294,7 @@ TEST_F(AesGcmTest, OpenRejectsEverySingleBitFlipOfTheSealedMessage) {
   }
 }
 
-TEST_F(AesGcmTest, OpenRejectsEverySingleBitFlipOfTheAad) {
+TEST_P(AesGcmTest, OpenRejectsEverySingleBitFlipOfTheAad) {
   const std::string aad = "/registry/secrets/ns/name";
   auto sealed = aead_->Seal("plaintext", aad);
   ASSERT_THAT(sealed, IsOk());
@@ -269,7 +309,7 @@ TEST_F(AesGcmTest, OpenRejectsEverySingleBitFlipOfTheAad) {
   EXPECT_THAT(aead_->Open(*sealed, aad + "x"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST_F(AesGcmTest, OpenRejectsEveryTruncationOfTheSealedMessage) {
+TEST_P(AesGcmTest, OpenRejectsEveryTruncationOfTheSealedMessage) {
   auto sealed = aead_->Seal("plaintext", "aad");
   ASSERT_THAT(sealed, IsOk());
   for (size_t len = 0; len < sealed->size(); ++len) {
@@ -279,13 +319,13 @@ TEST_F(AesGcmTest, OpenRejectsEveryTruncationOfTheSealedMessage) {
   }
 }
 
-TEST_F(AesGcmTest, OpenRejectsAnAppendedByte) {
+TEST_P(AesGcmTest, OpenRejectsAnAppendedByte) {
   auto sealed = aead_->Seal("plaintext", "aad");
   ASSERT_THAT(sealed, IsOk());
   EXPECT_THAT(aead_->Open(*sealed + '\0', "aad"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST_F(AesGcmTest, OpenRejectsAMessageSealedUnderAnotherKey) {
+TEST_P(AesGcmTest, OpenRejectsAMessageSealedUnderAnotherKey) {
   auto other_key = RandomSecret(AesGcm::kKeySize);
   ASSERT_THAT(other_key, IsOk());
   auto other = AesGcm::Create(std::move(*other_key));
@@ -295,7 +335,7 @@ TEST_F(AesGcmTest, OpenRejectsAMessageSealedUnderAnotherKey) {
   EXPECT_THAT(aead_->Open(*sealed, "aad"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
-TEST_F(AesGcmTest, DetachedCallsRejectANonceThatIsNotTwelveBytes) {
+TEST_P(AesGcmTest, DetachedCallsRejectANonceThatIsNotTwelveBytes) {
   auto sealed = aead_->SealDetached(std::string(12, 'n'), "plaintext", "");
   ASSERT_THAT(sealed, IsOk());
   for (size_t size : {0, 8, 11, 13, 16}) {
@@ -309,7 +349,7 @@ TEST_F(AesGcmTest, DetachedCallsRejectANonceThatIsNotTwelveBytes) {
   }
 }
 
-TEST_F(AesGcmTest, CreateRejectsWrongKeySizes) {
+TEST_P(AesGcmTest, CreateRejectsWrongKeySizes) {
   for (size_t size : {0, 1, 15, 17, 23, 25, 31, 33, 48, 64}) {
     EXPECT_THAT(AesGcm::Create(SecretBytes(size)),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("16, 24 or 32")))
@@ -317,7 +357,7 @@ TEST_F(AesGcmTest, CreateRejectsWrongKeySizes) {
   }
 }
 
-TEST_F(AesGcmTest, CreateAcceptsAes128Aes192AndAes256Keys) {
+TEST_P(AesGcmTest, CreateAcceptsAes128Aes192AndAes256Keys) {
   for (size_t size : {16, 24, 32}) {
     auto aead = AesGcm::Create(SecretBytes(size));
     ASSERT_THAT(aead, IsOk()) << "key size " << size;

@@ -2,6 +2,7 @@
 // RFC 5869 (KMSP_SHARED_TESTDATA/hkdf) and the KMS v2 type-1 DEK derivation of kube-apiserver
 // v1.28 (KMSP_SHARED_TESTDATA/apiserver/kmsv2-hkdf-seed-v1.28.json).
 #include "crypto/hash.h"
+#include "crypto/init.h"
 
 #include <string>
 #include <vector>
@@ -68,6 +69,16 @@ absl::StatusOr<std::vector<HkdfVector>> LoadRfc5869Vectors() {
 }
 
 class HashTest : public ::testing::Test {};
+
+TEST_F(HashTest, Sha256GivesTheSameDigestOnBothEngines) {
+  for (size_t size : {0, 1, 55, 56, 64, 1000}) {
+    std::string data(size, 'd');
+    SetCryptoEngine(CryptoEngine::kOpenSslOnly);
+    std::string openssl = Sha256(data);
+    SetCryptoEngine(CryptoEngine::kAuto);
+    EXPECT_EQ(Sha256(data), openssl) << size;
+  }
+}
 
 TEST_F(HashTest, Sha256MatchesFips180KnownAnswers) {
   EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
