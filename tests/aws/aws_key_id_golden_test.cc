@@ -28,8 +28,7 @@ constexpr GoldenKeyId kGolden[] = {
      "6f0ce2a4b1d3c5e7f90a1b2c3d4e5f60718293a4b5c6d7e8f9012345678abcde"},
     {"arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "",
      "aws:arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
-    {"arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-     kMaterialId,
+    {"arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", kMaterialId,
      "aws:arn:aws-cn:kms:cn-north-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab/"
      "6f0ce2a4b1d3c5e7f90a1b2c3d4e5f60718293a4b5c6d7e8f9012345678abcde"},
     {"arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", "",

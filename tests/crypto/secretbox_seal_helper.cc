@@ -16,8 +16,8 @@ int main() {
   if (!box.ok()) return 2;
   std::string all_bytes;
   for (int i = 0; i < 256; ++i) all_bytes.push_back(static_cast<char>(i));
-  const std::string plaintexts[] = {std::string("k8s\0\n\x0c\n\x02v1\x12\x06Secret", 18), "",
-                                    "x", all_bytes, std::string(4096, 'z')};
+  const std::string plaintexts[] = {std::string("k8s\0\n\x0c\n\x02v1\x12\x06Secret", 18), "", "x",
+                                    all_bytes, std::string(4096, 'z')};
   for (const std::string& pt : plaintexts) {
     auto sealed = (*box)->Seal(pt);
     if (!sealed.ok()) return 1;

@@ -101,15 +101,14 @@ bool OpenWithOpenSsl(const std::string& key, const std::string& envelope, const 
   std::string out(ct.size() + 16, '\0');
   int len = 0, fin = 0;
   auto u = [](const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); };
-  bool ok =
-      EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, nullptr) == 1 &&
-      EVP_DecryptInit_ex(ctx, nullptr, nullptr, u(key), u(nonce)) == 1 &&
-      EVP_DecryptUpdate(ctx, nullptr, &len, u(aad), static_cast<int>(aad.size())) == 1 &&
-      EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &len, u(ct),
-                        static_cast<int>(ct.size())) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag.data()) == 1 &&
-      EVP_DecryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + len, &fin) == 1;
+  bool ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, nullptr) == 1 &&
+            EVP_DecryptInit_ex(ctx, nullptr, nullptr, u(key), u(nonce)) == 1 &&
+            EVP_DecryptUpdate(ctx, nullptr, &len, u(aad), static_cast<int>(aad.size())) == 1 &&
+            EVP_DecryptUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &len, u(ct),
+                              static_cast<int>(ct.size())) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag.data()) == 1 &&
+            EVP_DecryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(out.data()) + len, &fin) == 1;
   EVP_CIPHER_CTX_free(ctx);
   if (ok) *seed = out.substr(0, len + fin);
   return ok;
@@ -166,8 +165,8 @@ TEST(EnvelopeFormatGoldenTest, ParseEnvelopeSplitsTheCommittedCiphertextIntoNonc
 TEST(EnvelopeFormatGoldenTest, ADecoderWrittenFromTheReadmeOpensTheCommittedCiphertextWithOpenSsl) {
   Golden g = LoadGolden();
   std::string seed;
-  ASSERT_TRUE(OpenWithOpenSsl(g.data_key, g.ciphertext, DocumentedAad(g.key_id, g.annotations),
-                              &seed));
+  ASSERT_TRUE(
+      OpenWithOpenSsl(g.data_key, g.ciphertext, DocumentedAad(g.key_id, g.annotations), &seed));
   EXPECT_EQ(seed, g.seed);
 }
 
