@@ -25,7 +25,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev
   softhsm2 etcd-server
   python3 python3-boto3 python3-botocore python3-hvac python3-grpcio python3-protobuf
-  python3-matplotlib
+  python3-matplotlib python3-nacl python3-cryptography
 )
 
 as_root() {
