@@ -47,8 +47,9 @@ struct ServerOptions {
   int serving_threads = 0;
   // Largest request accepted.
   int max_receive_message_bytes = 4 * 1024 * 1024;
-  // Requests kept posted per method and completion queue.
-  int slots_per_method = 16;
+  // Requests kept posted per method and completion queue (a call that finds none waits in
+  // gRPC's own queue; each slot costs a ServerContext and two messages of memory).
+  int slots_per_method = 4;
 };
 
 // The number of serving threads when ServerOptions::serving_threads is 0: 1.
