@@ -39,14 +39,19 @@
 #include "plugin/grpc_service.h"
 #include "plugin/health_service.h"
 #include "plugin/listen_address.h"
+#include "plugin/peer_listener.h"
 
 namespace kmsplugin {
 
 struct ServerOptions {
   // Threads that poll the sockets and handle calls (0: DefaultServingThreads()).
   int serving_threads = 0;
-  // Largest request accepted.
-  int max_receive_message_bytes = 4 * 1024 * 1024;
+  // Largest request accepted. A valid DecryptRequest holds a ciphertext (bounded at 64 KiB by
+  // the service; the apiserver sends back what Encrypt gave it, under 1 KiB), annotations (at
+  // most 32 KiB), a key_id (at most 1 KiB) and a uid (at most 256 bytes): 128 KiB leaves margin.
+  int max_receive_message_bytes = 128 * 1024;
+  // Uids (SO_PEERCRED) admitted on an abstract KMS socket, which has no permissions.
+  std::vector<uid_t> allowed_uids = {0};
   // Requests kept posted per method and completion queue.
   int slots_per_method = 16;
 };
@@ -92,6 +97,7 @@ class GrpcServer {
   BlockingPool* pool_ = nullptr;
   std::atomic<bool> not_serving_{false};
   std::unique_ptr<HealthService> health_;
+  std::unique_ptr<PeerCheckedListener> kms_listener_;  // Abstract --listen only.
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::vector<std::thread> serving_;
