@@ -172,6 +172,19 @@ void GrpcServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   SetNotServing();
   if (kms_listener_ != nullptr) kms_listener_->Stop();  // No new connections from here on.
+  // gRPC unlinks its listening socket paths when it shuts down, whatever file is there by then:
+  // a successor's socket at our path (another inode) gets a second name first and is put back.
+  std::vector<std::pair<std::string, std::string>> successors;  // {path, second name}
+  for (const SocketFile& f : socket_files_) {
+    struct stat st;
+    if (server_ == nullptr || lstat(f.path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) ||
+        (st.st_dev == f.dev && st.st_ino == f.ino)) {
+      continue;
+    }
+    std::string keep = fmt::format("{}.successor-{}", f.path, getpid());
+    unlink(keep.c_str());
+    if (link(f.path.c_str(), keep.c_str()) == 0) successors.emplace_back(f.path, keep);
+  }
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
     // Calls still waiting on the backend answer from the pool: let them finish (each is bounded
@@ -185,6 +198,13 @@ void GrpcServer::Shutdown(absl::Duration grace) {
     void* tag = nullptr;
     bool ok = false;
     while (serving_.empty() && cq_->Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Proceed(false);
+  }
+  for (const auto& [path, keep] : successors) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0 && errno == ENOENT && rename(keep.c_str(), path.c_str()) == 0) {
+      continue;
+    }
+    unlink(keep.c_str());
   }
   for (const SocketFile& f : socket_files_) {
     struct stat st;
