@@ -16,9 +16,15 @@
 //     epoll set and costs thread switches per call. Nothing else in the process polls.
 //   - Work that may block on the KMS backend runs on a BlockingPool (see grpc_service.h).
 //
+// An abstract KMS socket has no permissions: it is not a gRPC listening port but a
+// PeerCheckedListener (peer_listener.h) that admits only ServerOptions::allowed_uids and hands
+// each admitted connection to the server (grpc::AddInsecureChannelFromFd: insecure, like the KMS
+// port, so admin calls stay refused on it).
+//
 // Socket files are created with mode 0600. An existing file is replaced only if it is a socket
 // that nobody answers on (stale); if a process answers, Start() fails with FAILED_PRECONDITION.
-// Shutdown removes a socket file only if it is still the one this server created.
+// Shutdown removes a socket file only if it is still the one this server created; a successor's
+// socket at the same path survives gRPC's own unlink of its listening paths.
 #ifndef KMSP_PLUGIN_SERVER_H_
 #define KMSP_PLUGIN_SERVER_H_
 
