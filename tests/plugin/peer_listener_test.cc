@@ -18,6 +18,7 @@
 #include "plugin/channel.h"
 #include "plugin/peer_listener.h"
 #include "plugin/server.h"
+#include "proto/admin/admin.grpc.pb.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_kes.h"
 
@@ -31,17 +32,19 @@ constexpr uid_t kNobody = 65534;
 
 class AbstractSocketTest : public ::testing::Test {
  protected:
-  void StartServer(std::vector<uid_t> allowed_uids) {
+  void StartServer(std::vector<uid_t> allowed_uids, const ListenAddress* admin_address = nullptr) {
     auto svc = EnvelopeService::Create(EnvelopeOptions{}, std::make_unique<FakeKes>(), &clock_);
     ASSERT_TRUE(svc.ok());
     envelope_ = std::move(*svc);
     ASSERT_TRUE(envelope_->Refresh(CallContext::WithTimeout(absl::Seconds(3))).ok());
     kms_ = std::make_unique<KmsV2GrpcService>(envelope_.get(), &metrics_, &pool_);
+    admin_ = std::make_unique<AdminGrpcService>(envelope_.get(), &pool_, absl::Seconds(3));
     name_ = "kmsp-peer-test-" + std::to_string(getpid()) + "-" + std::to_string(++counter_);
     address_ = *ParseListenAddress("unix:///@" + name_);
     ServerOptions options;
     options.allowed_uids = std::move(allowed_uids);
-    auto server = GrpcServer::Start(address_, kms_.get(), nullptr, nullptr, &pool_,
+    auto server = GrpcServer::Start(address_, kms_.get(), admin_address,
+                                    admin_address != nullptr ? admin_.get() : nullptr, &pool_,
                                     [] { return true; }, options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -100,6 +103,7 @@ class AbstractSocketTest : public ::testing::Test {
   BlockingPool pool_{4};
   std::unique_ptr<EnvelopeService> envelope_;
   std::unique_ptr<KmsV2GrpcService> kms_;
+  std::unique_ptr<AdminGrpcService> admin_;
   std::string name_;
   ListenAddress address_;
   std::unique_ptr<GrpcServer> server_;
@@ -127,6 +131,27 @@ TEST_F(AbstractSocketTest, HundredSequentialStatusCallsOnAFreshConnectionAllSucc
   StartServer({0});
   EXPECT_EQ(SequentialStatusCalls(100), 100);
   EXPECT_EQ(SequentialStatusCalls(100), 100);  // A second connection, as fresh.
+}
+
+// Connections handed over from the abstract socket are plain KMS connections: admin calls on
+// them are refused, while the admin socket file still serves them.
+TEST_F(AbstractSocketTest, AdminMethodsAreRefusedOnTheAbstractSocketAndServedOnTheAdminSocket) {
+  char tmpl[] = "/tmp/kmsp-peer-test.XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  ListenAddress admin_address = *ParseListenAddress("unix://" + dir + "/admin.sock");
+  StartServer({0}, &admin_address);
+  for (const std::string& target : {"unix:///@" + name_, admin_address.display}) {
+    auto stub = admin::v1::Admin::NewStub(*DialUnixSocket(target));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    admin::v1::ReportResponse r;
+    grpc::Status s = stub->Report(&ctx, {}, &r);
+    EXPECT_EQ(s.error_code(), target == admin_address.display ? grpc::StatusCode::OK
+                                                              : grpc::StatusCode::UNIMPLEMENTED)
+        << target;
+  }
+  server_->Shutdown(absl::ZeroDuration());
+  rmdir(dir.c_str());
 }
 
 TEST(ParseAllowedUids, AcceptsACommaSeparatedListAndRefusesAnythingElse) {
