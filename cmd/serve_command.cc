@@ -1,5 +1,5 @@
 // `kms-plugin serve`: builds the object graph (backend -> envelope service -> gRPC servers,
-// refresher, health server), then waits for SIGTERM/SIGINT on a sigwait thread and drains.
+// refresher, health server), then waits for SIGTERM/SIGINT/SIGHUP on a sigwait thread and drains.
 #include <signal.h>
 
 #include <memory>
@@ -37,6 +37,7 @@ struct ServeFlags {
   absl::Duration shutdown_grace = absl::Seconds(5);
   int max_threads = 16;
   int serving_threads = 0;  // 0: DefaultServingThreads().
+  std::string allowed_uids = "0";
 };
 
 int RunServe(const ServeFlags& flags) {
@@ -55,6 +56,8 @@ int RunServe(const ServeFlags& flags) {
   };
   absl::StatusOr<ListenAddress> listen = ParseListenAddress(flags.listen);
   if (!listen.ok()) return fail("bad --listen", listen.status());
+  absl::StatusOr<std::vector<uid_t>> allowed_uids = ParseAllowedUids(flags.allowed_uids);
+  if (!allowed_uids.ok()) return fail("bad --allowed-uids", allowed_uids.status());
   std::string admin_address =
       flags.admin_socket.empty() ? DefaultAdminAddress(*listen) : flags.admin_socket;
   absl::StatusOr<ListenAddress> admin = absl::NotFoundError("admin API off");
@@ -91,6 +94,7 @@ int RunServe(const ServeFlags& flags) {
   AdminGrpcService admin_service(envelope->get(), &pool, flags.kms_timeout);
   ServerOptions server_options;
   server_options.serving_threads = flags.serving_threads;
+  server_options.allowed_uids = *allowed_uids;
   EnvelopeService* env = envelope->get();
   auto server = GrpcServer::Start(*listen, &kms_service, admin.ok() ? &*admin : nullptr,
                                   admin.ok() ? &admin_service : nullptr, &pool,
@@ -134,6 +138,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--admin-socket", flags->admin_socket,
                   "Admin API socket (rotate, refresh, report); default: the --listen path + .admin")
+      ->capture_default_str();
+  cmd->add_option("--allowed-uids", flags->allowed_uids,
+                  "Comma-separated uids that may connect to an abstract --listen socket, which has "
+                  "no file permissions (checked with SO_PEERCRED)")
       ->capture_default_str();
   cmd->add_option("--health-addr", flags->health_addr,
                   "HOST:PORT for /healthz, /readyz, /livez and /metrics (empty: off)")

@@ -12,9 +12,13 @@ ShutdownSignals::ShutdownSignals() {
   // A shell may start us with SIGINT ignored; an ignored signal is discarded, not queued.
   signal(SIGTERM, SIG_DFL);
   signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
   sigemptyset(&set_);
   sigaddset(&set_, SIGTERM);
   sigaddset(&set_, SIGINT);
+  // SIGHUP (a closed terminal, `kill -HUP` by habit) would otherwise end us silently with 129
+  // and leave the socket files behind: treat it like SIGTERM (issue 9, item 17).
+  sigaddset(&set_, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set_, nullptr);
   thread_ = std::thread([this] { Run(); });
 }

@@ -1,6 +1,6 @@
-// ShutdownSignals: SIGTERM/SIGINT for `kms-plugin serve`, from the first line of start-up on.
+// ShutdownSignals: SIGTERM/SIGINT/SIGHUP for `kms-plugin serve`, from the first line of start-up on.
 //
-// The constructor blocks both signals in the calling thread (every thread created later inherits
+// The constructor blocks the three signals in the calling thread (every thread created later inherits
 // the mask, so none of them is interrupted) and starts one thread that sigwait()s for them.
 //   - Until Serving() is called, a signal ends the process at once: one log line, exit status 1.
 //     Start-up steps that may hang (a keyring lock held by another process, a stuck file system,
@@ -28,7 +28,7 @@ class ShutdownSignals {
 
   // Start-up is over: a signal is now returned by Wait() instead of ending the process.
   void Serving();
-  // Blocks until SIGTERM or SIGINT arrives (after Serving()); returns its number.
+  // Blocks until SIGTERM, SIGINT or SIGHUP arrives (after Serving()); returns its number.
   int Wait();
 
  private:

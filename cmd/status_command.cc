@@ -1,5 +1,9 @@
 // `kms-plugin status`: one KMS v2 Status call, printed as one JSON line.
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -8,6 +12,7 @@
 #include "cmd/flags.h"
 #include "nlohmann/json.hpp"
 #include "plugin/channel.h"
+#include "plugin/listen_address.h"
 #include "proto/kmsv2/api.grpc.pb.h"
 
 namespace kmsplugin {
@@ -18,7 +23,25 @@ struct StatusFlags {
   absl::Duration timeout = absl::Seconds(3);
 };
 
+// For a socket file: a one-line reason if `path` is not something we can dial (missing, not a
+// socket), instead of gRPC's "Connection refused" after its connect attempt.
+std::string SocketFileProblem(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return "no such socket: " + path;
+    return "cannot stat " + path + ": " + std::strerror(errno);
+  }
+  if (!S_ISSOCK(st.st_mode)) return path + " is not a socket";
+  return "";
+}
+
 int RunStatus(const StatusFlags& flags) {
+  if (auto address = ParseListenAddress(flags.socket); address.ok() && !address->path.empty()) {
+    if (std::string problem = SocketFileProblem(address->path); !problem.empty()) {
+      std::cerr << "kms-plugin status: " << problem << "\n";
+      return 2;
+    }
+  }
   auto channel = DialUnixSocket(flags.socket);
   if (!channel.ok()) {
     std::cerr << "kms-plugin status: " << channel.status().message() << "\n";

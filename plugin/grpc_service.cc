@@ -15,6 +15,17 @@ constexpr absl::Duration kMaxCallTime = absl::Seconds(30);
 // A kms-plugin ciphertext has one annotation; the apiserver's limit is 32 KiB in total.
 constexpr int kMaxAnnotations = 64;
 
+// kube-apiserver sends a 36-character UUID; anything much longer is not from it (issue 9).
+constexpr size_t kMaxUidSize = 256;
+
+// INVALID_ARGUMENT for an overlong uid (which is then not logged whole: End() truncates it).
+grpc::Status CheckUid(const std::string& uid) {
+  if (uid.size() <= kMaxUidSize) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      "uid is " + std::to_string(uid.size()) + " bytes (max " +
+                          std::to_string(kMaxUidSize) + ")");
+}
+
 }  // namespace
 
 struct KmsV2GrpcService::Methods {
@@ -111,6 +122,10 @@ void KmsV2GrpcService::HandleStatus(StatusCall* call) {
 
 void KmsV2GrpcService::HandleEncrypt(EncryptCall* call) {
   absl::Time start = Begin();
+  if (grpc::Status uid_ok = CheckUid(call->request().uid()); !uid_ok.ok()) {
+    End(call, RpcMethod::kEncrypt, call->request().uid(), start, uid_ok);
+    return;
+  }
   bool replacement_due = false;
   std::optional<absl::StatusOr<EncryptResult>> fast =
       envelope_->TryEncrypt(call->request().plaintext(), &replacement_due);
@@ -153,6 +168,10 @@ void KmsV2GrpcService::FinishEncrypt(EncryptCall* call, absl::Time start,
 void KmsV2GrpcService::HandleDecrypt(DecryptCall* call) {
   absl::Time start = Begin();
   const v2::DecryptRequest& request = call->request();
+  if (grpc::Status uid_ok = CheckUid(request.uid()); !uid_ok.ok()) {
+    End(call, RpcMethod::kDecrypt, request.uid(), start, uid_ok);
+    return;
+  }
   if (request.annotations_size() > kMaxAnnotations) {
     End(call, RpcMethod::kDecrypt, request.uid(), start,
         grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

@@ -14,6 +14,7 @@
 #include "base/status.h"
 #include "fmt/format.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_posix.h"
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin {
@@ -99,13 +100,24 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
 
   KMSP_RETURN_IF_ERROR(PrepareSocketPath(kms_address));
   if (with_admin) KMSP_RETURN_IF_ERROR(PrepareSocketPath(*admin_address));
+  // An abstract socket has no permissions: we own it and admit only allowed uids (SO_PEERCRED).
+  const bool kms_checked = !kms_address.abstract_name.empty();
+  if (kms_checked) {
+    auto listener = PeerCheckedListener::Listen(kms_address, options.allowed_uids);
+    if (!listener.ok()) return listener.status();
+    s->kms_listener_ = std::move(*listener);
+  }
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // A leftover process must never take requests on our socket.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int kms_port = 0;
   int admin_port = 0;
-  builder.AddListeningPort(kms_address.grpc_uri, grpc::InsecureServerCredentials(), &kms_port);
+  if (kms_checked) {
+    kms_port = -1;  // Served through fds handed over by kms_listener_.
+  } else {
+    builder.AddListeningPort(kms_address.grpc_uri, grpc::InsecureServerCredentials(), &kms_port);
+  }
   if (with_admin) {
     builder.AddListeningPort(admin_address->grpc_uri,
                              grpc::experimental::LocalServerCredentials(UDS), &admin_port);
@@ -135,6 +147,10 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   const int threads =
       options.serving_threads > 0 ? options.serving_threads : DefaultServingThreads();
   for (int i = 0; i < threads; ++i) s->serving_.emplace_back(ServeQueue, s->cq_.get());
+  if (s->kms_listener_ != nullptr) {
+    grpc::Server* server = s->server_.get();
+    s->kms_listener_->Start([server](int fd) { grpc::AddInsecureChannelFromFd(server, fd); });
+  }
   return s;
 }
 
@@ -155,6 +171,20 @@ void GrpcServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   SetNotServing();
+  if (kms_listener_ != nullptr) kms_listener_->Stop();  // No new connections from here on.
+  // gRPC unlinks its listening socket paths when it shuts down, whatever file is there by then:
+  // a successor's socket at our path (another inode) gets a second name first and is put back.
+  std::vector<std::pair<std::string, std::string>> successors;  // {path, second name}
+  for (const SocketFile& f : socket_files_) {
+    struct stat st;
+    if (server_ == nullptr || lstat(f.path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) ||
+        (st.st_dev == f.dev && st.st_ino == f.ino)) {
+      continue;
+    }
+    std::string keep = fmt::format("{}.successor-{}", f.path, getpid());
+    unlink(keep.c_str());
+    if (link(f.path.c_str(), keep.c_str()) == 0) successors.emplace_back(f.path, keep);
+  }
   if (server_ != nullptr) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
     // Calls still waiting on the backend answer from the pool: let them finish (each is bounded
@@ -168,6 +198,13 @@ void GrpcServer::Shutdown(absl::Duration grace) {
     void* tag = nullptr;
     bool ok = false;
     while (serving_.empty() && cq_->Next(&tag, &ok)) static_cast<CompletionTag*>(tag)->Proceed(false);
+  }
+  for (const auto& [path, keep] : successors) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0 && errno == ENOENT && rename(keep.c_str(), path.c_str()) == 0) {
+      continue;
+    }
+    unlink(keep.c_str());
   }
   for (const SocketFile& f : socket_files_) {
     struct stat st;

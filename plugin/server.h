@@ -16,9 +16,15 @@
 //     epoll set and costs thread switches per call. Nothing else in the process polls.
 //   - Work that may block on the KMS backend runs on a BlockingPool (see grpc_service.h).
 //
+// An abstract KMS socket has no permissions: it is not a gRPC listening port but a
+// PeerCheckedListener (peer_listener.h) that admits only ServerOptions::allowed_uids and hands
+// each admitted connection to the server (grpc::AddInsecureChannelFromFd: insecure, like the KMS
+// port, so admin calls stay refused on it).
+//
 // Socket files are created with mode 0600. An existing file is replaced only if it is a socket
 // that nobody answers on (stale); if a process answers, Start() fails with FAILED_PRECONDITION.
-// Shutdown removes a socket file only if it is still the one this server created.
+// Shutdown removes a socket file only if it is still the one this server created; a successor's
+// socket at the same path survives gRPC's own unlink of its listening paths.
 #ifndef KMSP_PLUGIN_SERVER_H_
 #define KMSP_PLUGIN_SERVER_H_
 
@@ -39,14 +45,19 @@
 #include "plugin/grpc_service.h"
 #include "plugin/health_service.h"
 #include "plugin/listen_address.h"
+#include "plugin/peer_listener.h"
 
 namespace kmsplugin {
 
 struct ServerOptions {
   // Threads that poll the sockets and handle calls (0: DefaultServingThreads()).
   int serving_threads = 0;
-  // Largest request accepted.
-  int max_receive_message_bytes = 4 * 1024 * 1024;
+  // Largest request accepted. A valid DecryptRequest holds a ciphertext (bounded at 64 KiB by
+  // the service; the apiserver sends back what Encrypt gave it, under 1 KiB), annotations (at
+  // most 32 KiB), a key_id (at most 1 KiB) and a uid (at most 256 bytes): 128 KiB leaves margin.
+  int max_receive_message_bytes = 128 * 1024;
+  // Uids (SO_PEERCRED) admitted on an abstract KMS socket, which has no permissions.
+  std::vector<uid_t> allowed_uids = {0};
   // Requests kept posted per method and completion queue (a call that finds none waits in
   // gRPC's own queue; each slot costs a ServerContext and two messages of memory).
   int slots_per_method = 4;
@@ -93,6 +104,7 @@ class GrpcServer {
   BlockingPool* pool_ = nullptr;
   std::atomic<bool> not_serving_{false};
   std::unique_ptr<HealthService> health_;
+  std::unique_ptr<PeerCheckedListener> kms_listener_;  // Abstract --listen only.
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::vector<std::thread> serving_;

@@ -510,9 +510,9 @@ TEST_P(PluginSignalTest, DrainsAndExitsZeroKeepingTheKeyringAndOtherFiles) {
   EXPECT_EQ(dec->plaintext(), seed);
 }
 
-INSTANTIATE_TEST_SUITE_P(TermAndInt, PluginSignalTest, ::testing::Values(SIGTERM, SIGINT),
+INSTANTIATE_TEST_SUITE_P(TermAndInt, PluginSignalTest, ::testing::Values(SIGTERM, SIGINT, SIGHUP),
                          [](const ::testing::TestParamInfo<int>& info) {
-                           return info.param == SIGTERM ? std::string("Sigterm")
+                           return info.param == SIGTERM ? std::string("Sigterm") : info.param == SIGHUP ? std::string("Sighup")
                                                         : std::string("Sigint");
                          });
 
