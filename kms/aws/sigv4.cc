@@ -200,7 +200,9 @@ std::string UriEncode(std::string_view bytes, bool encode_slash) {
 
 std::string CanonicalUri(std::string_view path, bool normalize) {
   std::string p = normalize ? NormalizePath(path) : std::string(path);
-  if (p.empty()) p = "/";
+  // The canonical URI is absolute, as the request target on the wire is (found by sigv4_fuzzer:
+  // a relative path was signed as given).
+  if (p.empty() || p.front() != '/') p.insert(0, "/");
   return UriEncode(p, /*encode_slash=*/false);
 }
 

@@ -289,6 +289,13 @@ TEST(SigV4Test, RequestsWhoseBytesWouldForgeCanonicalLinesAreRefused) {
               IsOk());
 }
 
+TEST(SigV4Test, ARelativePathGetsAnAbsoluteCanonicalUri) {
+  EXPECT_EQ(CanonicalUri("rr/", /*normalize=*/true), "/rr/");
+  EXPECT_EQ(CanonicalUri("a b", /*normalize=*/false), "/a%20b");
+  EXPECT_EQ(CanonicalUri("", /*normalize=*/false), "/");
+  EXPECT_EQ(CanonicalUri("a/../b", /*normalize=*/true), "/b");
+}
+
 TEST(SigV4Test, CredentialsThatWouldInjectHeaderBytesAreRefused) {
   SigV4Request req;
   req.method = "GET";
