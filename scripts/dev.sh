@@ -81,7 +81,7 @@ fuzz() {
   local dir=${FUZZ_BUILD_DIR:-build-fuzz}
   local seconds=${FUZZ_SECONDS:-20}
   local targets=(decrypt_fuzzer aws_response_fuzzer keyring_fuzzer reencrypt_storage_fuzzer
-    reencrypt_config_fuzzer reencrypt_etcd_response_fuzzer)
+    reencrypt_config_fuzzer reencrypt_etcd_response_fuzzer sigv4_fuzzer)
   echo "== building ${#targets[@]} fuzzers in $dir (clang-14, libFuzzer, ASan, UBSan)"
   CC=clang-14 CXX=clang++-14 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DKMSP_SANITIZE=ON -DKMSP_BUILD_FUZZ=ON -DKMSP_BUILD_TESTS=OFF -DKMSP_BUILD_BENCH=OFF >/dev/null

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/time/time.h"
+#include "base/printable.h"
 #include "base/status.h"
 #include "crypto/encoding.h"
 #include "crypto/hash.h"
@@ -19,6 +20,73 @@ constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 
 bool IsUnreserved(unsigned char c) {
   return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// RFC 9110 §5.6.2 token: methods and header names.
+bool IsToken(std::string_view s) {
+  if (s.empty()) return false;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (!std::isalnum(c) && std::string_view("!#$%&'*+-.^_`|~").find(ch) == std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Visible ASCII, space and tab; with `folds`, also CR and LF (obs-fold line breaks, which the
+// canonical form collapses to one space, as the suite's get-header-value-multiline expects).
+// Control bytes and non-ASCII would reach the canonical request raw.
+bool IsSignableValue(std::string_view s, bool folds) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    const bool ok = (c >= 0x20 && c <= 0x7e) || c == '\t' || (folds && (c == '\r' || c == '\n'));
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Refuses what would put raw bytes into the canonical request or onto the wire (a '\n' or ':' in
+// a name forges canonical lines) and headers the signer adds itself. No value is quoted: header
+// values and the credentials may be secret.
+absl::Status CheckSignable(const SigV4Request& request, const AwsCredentials& credentials,
+                           const SigV4Options& options) {
+  if (!IsToken(request.method)) {
+    return absl::InvalidArgumentError("SigV4: the method is not an HTTP token");
+  }
+  for (const HttpHeader& h : request.headers) {
+    if (!IsToken(h.name)) {
+      return absl::InvalidArgumentError(
+          fmt::format("SigV4: header name \"{}\" is not an HTTP token", Printable(h.name)));
+    }
+    if (!IsSignableValue(h.value, /*folds=*/true)) {
+      return absl::InvalidArgumentError(fmt::format(
+          "SigV4: the value of header {} has a control or non-ASCII byte", h.name));
+    }
+    const std::string name = Lower(h.name);
+    if (name == "x-amz-date" || name == "authorization" ||
+        (name == "x-amz-security-token" && !credentials.session_token.empty()) ||
+        (name == "x-amz-content-sha256" && options.add_content_sha256_header)) {
+      return absl::InvalidArgumentError(
+          fmt::format("SigV4: the request already has {}, which the signer adds", h.name));
+    }
+  }
+  for (char c : credentials.access_key_id) {
+    if (c <= 0x20 || c > 0x7e || c == '/' || c == ',') {
+      return absl::InvalidArgumentError("SigV4: the access key id has a byte it cannot carry");
+    }
+  }
+  if (!IsSignableValue(credentials.session_token.Reveal(), /*folds=*/false)) {
+    return absl::InvalidArgumentError(
+        "SigV4: the session token has a control or non-ASCII byte");
+  }
+  return absl::OkStatus();
 }
 
 int HexValue(char c) {
@@ -44,12 +112,6 @@ std::string PercentDecode(std::string_view s) {
     }
     out.push_back(s[i]);
   }
-  return out;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -138,7 +200,9 @@ std::string UriEncode(std::string_view bytes, bool encode_slash) {
 
 std::string CanonicalUri(std::string_view path, bool normalize) {
   std::string p = normalize ? NormalizePath(path) : std::string(path);
-  if (p.empty()) p = "/";
+  // The canonical URI is absolute, as the request target on the wire is (found by sigv4_fuzzer:
+  // a relative path was signed as given).
+  if (p.empty() || p.front() != '/') p.insert(0, "/");
   return UriEncode(p, /*encode_slash=*/false);
 }
 
@@ -183,6 +247,7 @@ absl::StatusOr<SigV4Result> SignV4(const SigV4Request& request, const AwsCredent
   if (options.region.empty() || options.service.empty()) {
     return absl::InvalidArgumentError("SigV4: region and service are required");
   }
+  KMSP_RETURN_IF_ERROR(CheckSignable(request, credentials, options));
   SigV4Result result;
   result.amz_date = AmzDate(options.time);
   const std::string date = result.amz_date.substr(0, 8);

@@ -245,5 +245,75 @@ TEST(SigV4Test, QueryComponentsAreEncodedWithUppercaseHexAndSlash) {
   EXPECT_EQ(CanonicalQueryString("b=2&a=1&a=0"), "a=0&a=1&b=2");
 }
 
+// Found by fuzz/sigv4_fuzzer: raw bytes in the method, a header name or value reached the
+// canonical request (a '\n' or ':' in a name forges canonical lines, so two different requests
+// shared one signature), and a caller's own X-Amz-Date was signed next to the signer's. The
+// signer now refuses them (INVALID_ARGUMENT, with no header value in the message).
+TEST(SigV4Test, RequestsWhoseBytesWouldForgeCanonicalLinesAreRefused) {
+  AwsCredentials creds;
+  creds.access_key_id = "AKIDEXAMPLE";
+  creds.secret_access_key = SecretBytes::CopyFrom("secret");
+  SigV4Options options{"us-east-1", "kms", absl::FromUnixSeconds(0)};
+  auto sign = [&](std::string method, std::vector<HttpHeader> extra) {
+    SigV4Request req;
+    req.method = std::move(method);
+    req.headers = {{"Host", "h"}};
+    for (HttpHeader& h : extra) req.headers.push_back(std::move(h));
+    return SignV4(req, creds, options);
+  };
+  const std::vector<std::pair<std::string, std::vector<HttpHeader>>> refused = {
+      {"GET\nx", {}},
+      {"", {}},
+      {"G T", {}},
+      {"GET", {{"a\nb", "v"}}},
+      {"GET", {{"a:b", "v"}}},
+      {"GET", {{"", "v"}}},
+      {"GET", {{"a b", "v"}}},
+      {"GET", {{"x", std::string("v\0w", 3)}}},
+      {"GET", {{"x", "v\x01"}}},
+      {"GET", {{"x", "caf\xc3\xa9"}}},
+      {"GET", {{"X-Amz-Date", "20150830T123600Z"}}},
+      {"GET", {{"authorization", "AWS4-HMAC-SHA256 x"}}},
+  };
+  int refusals = 0;
+  for (const auto& [method, extra] : refused) {
+    absl::StatusOr<SigV4Result> r = sign(method, extra);
+    EXPECT_THAT(r, kmsplugin::testing::StatusIs(absl::StatusCode::kInvalidArgument))
+        << "method " << method.size() << " bytes, " << extra.size() << " extra headers";
+    if (!r.ok()) ++refusals;
+  }
+  EXPECT_EQ(refusals, 12);
+  // What the suite's cases use stays accepted: folded values, tabs, quotes, odd token bytes.
+  EXPECT_THAT(sign("GET", {{"My-Header1", "value1\n  value2\t\"a  b\""},
+                           {"x!#$%&'*+-.^_`|~9", " v "}}),
+              IsOk());
+}
+
+TEST(SigV4Test, ARelativePathGetsAnAbsoluteCanonicalUri) {
+  EXPECT_EQ(CanonicalUri("rr/", /*normalize=*/true), "/rr/");
+  EXPECT_EQ(CanonicalUri("a b", /*normalize=*/false), "/a%20b");
+  EXPECT_EQ(CanonicalUri("", /*normalize=*/false), "/");
+  EXPECT_EQ(CanonicalUri("a/../b", /*normalize=*/true), "/b");
+}
+
+TEST(SigV4Test, CredentialsThatWouldInjectHeaderBytesAreRefused) {
+  SigV4Request req;
+  req.method = "GET";
+  req.headers = {{"Host", "h"}};
+  SigV4Options options{"us-east-1", "kms", absl::FromUnixSeconds(0)};
+  AwsCredentials creds;
+  creds.secret_access_key = SecretBytes::CopyFrom("secret");
+  creds.access_key_id = "AKID\r\nX-Injected: 1";
+  EXPECT_THAT(SignV4(req, creds, options),
+              kmsplugin::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  creds.access_key_id = "AKIDEXAMPLE";
+  creds.session_token = SecretBytes::CopyFrom("Q7zzW\r\nX-Injected: 1");
+  absl::StatusOr<SigV4Result> r = SignV4(req, creds, options);
+  EXPECT_THAT(r, kmsplugin::testing::StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(r.status().message().find("Q7zzW"), absl::string_view::npos);
+  creds.session_token = SecretBytes::CopyFrom("tok+/=\tvalue");
+  EXPECT_THAT(SignV4(req, creds, options), IsOk());
+}
+
 }  // namespace
 }  // namespace kmsplugin::aws
