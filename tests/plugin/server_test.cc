@@ -80,6 +80,20 @@ class ServerTest : public ::testing::Test {
     return resp;
   }
 
+  // Restarts the server with a data-key cache of one, encrypts `seed`, then rotates the data key:
+  // the returned object's data key is then no longer cached, and decrypting it needs an unwrap.
+  v2::EncryptResponse EncryptUnderAKeyThatIsNotCached(const std::string& seed) {
+    server_->Shutdown(absl::ZeroDuration());
+    server_.reset();
+    rmdir(dir_.c_str());
+    EnvelopeOptions options;
+    options.dek_cache_size = 1;
+    StartServer(options);
+    v2::EncryptResponse object = MustEncrypt(seed);
+    EXPECT_TRUE(envelope_->RotateDataKey(CallContext::WithTimeout(absl::Seconds(3))).ok());
+    return object;
+  }
+
   static v2::DecryptRequest DecryptRequestFor(const v2::EncryptResponse& e) {
     v2::DecryptRequest r;
     r.set_ciphertext(e.ciphertext());
@@ -155,16 +169,9 @@ TEST_F(ServerTest, ThousandTwentyFourConcurrentEncryptsAndDecryptsOnOneChannelAl
 }
 
 TEST_F(ServerTest, SixtyFourDecryptsOfOneUncachedKeyCostOneUnwrapAndOtherCallsGoOnMeanwhile) {
-  // A cache of one: after a data-key rotation the first key is no longer cached.
-  server_->Shutdown(absl::ZeroDuration());
-  server_.reset();
-  rmdir(dir_.c_str());
-  EnvelopeOptions options;
-  options.dek_cache_size = 1;
-  StartServer(options);
   const std::string seed = *RandomBytes(32);
-  v2::EncryptResponse old_object = MustEncrypt(seed);
-  ASSERT_TRUE(envelope_->RotateDataKey(CallContext::WithTimeout(absl::Seconds(3))).ok());
+  v2::EncryptResponse old_object;
+  ASSERT_NO_FATAL_FAILURE(old_object = EncryptUnderAKeyThatIsNotCached(seed));
   const std::string other_seed = *RandomBytes(32);
   v2::EncryptResponse current_object = MustEncrypt(other_seed);
   ASSERT_EQ(kes_->unwraps.load(), 0);
@@ -304,14 +311,8 @@ TEST_F(ServerTest, HealthServiceFollowsHealthzOnBothSockets) {
 }
 
 TEST_F(ServerTest, ShutdownWithAHundredCallsInFlightAnswersEachOneCleanly) {
-  server_->Shutdown(absl::ZeroDuration());
-  server_.reset();
-  rmdir(dir_.c_str());
-  EnvelopeOptions options;
-  options.dek_cache_size = 1;
-  StartServer(options);
-  v2::EncryptResponse old_object = MustEncrypt("old-seed");
-  ASSERT_TRUE(envelope_->RotateDataKey(CallContext::WithTimeout(absl::Seconds(3))).ok());
+  v2::EncryptResponse old_object;
+  ASSERT_NO_FATAL_FAILURE(old_object = EncryptUnderAKeyThatIsNotCached("old-seed"));
   absl::Notification release;
   kes_->BlockUnwrapUntil(&release);
   std::vector<v2::DecryptRequest> requests(100, DecryptRequestFor(old_object));
