@@ -43,7 +43,12 @@ struct CondAndMutex {
   const absl::Condition* cond;
   absl::Mutex* mu;
 };
-bool EvalThenRelease(CondAndMutex* c) {
+// Takes void*: absl::Condition's (void*) constructor keeps the call inside the uninstrumented
+// library, where the template one would read the Condition's fields in instrumented code (a
+// false report when another thread evaluates it). The waiter releases `cm` after filling it.
+bool EvalThenRelease(void* arg) {
+  auto* c = static_cast<CondAndMutex*>(arg);
+  __tsan_acquire(c);
   __tsan_acquire(c->mu);  // The evaluating thread holds the mutex.
   bool r = c->cond->Eval();
   __tsan_release(c->mu);
@@ -96,14 +101,16 @@ void Mutex::ReaderUnlock() {
 void Mutex::LockWhen(const Condition& cond) {
   KMSP_REAL(MutexCondFn, "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
   CondAndMutex cm{&cond, this};
-  real(this, absl::Condition(&EvalThenRelease, &cm));
+  __tsan_release(&cm);
+  real(this, absl::Condition(&EvalThenRelease, static_cast<void*>(&cm)));
   __tsan_acquire(this);
 }
 bool Mutex::LockWhenWithDeadline(const Condition& cond, Time deadline) {
   KMSP_REAL(MutexCondDeadlineFn,
             "_ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
   CondAndMutex cm{&cond, this};
-  bool ok = real(this, absl::Condition(&EvalThenRelease, &cm), deadline);
+  __tsan_release(&cm);
+  bool ok = real(this, absl::Condition(&EvalThenRelease, static_cast<void*>(&cm)), deadline);
   __tsan_acquire(this);
   return ok;
 }
@@ -111,23 +118,26 @@ bool Mutex::LockWhenWithTimeout(const Condition& cond, Duration timeout) {
   KMSP_REAL(MutexCondTimeoutFn,
             "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
   CondAndMutex cm{&cond, this};
-  bool ok = real(this, absl::Condition(&EvalThenRelease, &cm), timeout);
+  __tsan_release(&cm);
+  bool ok = real(this, absl::Condition(&EvalThenRelease, static_cast<void*>(&cm)), timeout);
   __tsan_acquire(this);
   return ok;
 }
 void Mutex::Await(const Condition& cond) {
   KMSP_REAL(MutexCondFn, "_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE");
   CondAndMutex cm{&cond, this};
+  __tsan_release(&cm);
   __tsan_release(this);
-  real(this, absl::Condition(&EvalThenRelease, &cm));
+  real(this, absl::Condition(&EvalThenRelease, static_cast<void*>(&cm)));
   __tsan_acquire(this);
 }
 bool Mutex::AwaitWithDeadline(const Condition& cond, Time deadline) {
   KMSP_REAL(MutexCondDeadlineFn,
             "_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
   CondAndMutex cm{&cond, this};
+  __tsan_release(&cm);
   __tsan_release(this);
-  bool ok = real(this, absl::Condition(&EvalThenRelease, &cm), deadline);
+  bool ok = real(this, absl::Condition(&EvalThenRelease, static_cast<void*>(&cm)), deadline);
   __tsan_acquire(this);
   return ok;
 }
@@ -135,8 +145,9 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, Duration timeout) {
   KMSP_REAL(MutexCondTimeoutFn,
             "_ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE");
   CondAndMutex cm{&cond, this};
+  __tsan_release(&cm);
   __tsan_release(this);
-  bool ok = real(this, absl::Condition(&EvalThenRelease, &cm), timeout);
+  bool ok = real(this, absl::Condition(&EvalThenRelease, static_cast<void*>(&cm)), timeout);
   __tsan_acquire(this);
   return ok;
 }
