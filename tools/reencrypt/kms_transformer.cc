@@ -134,14 +134,14 @@ class KmsV2Transformer final : public ValueTransformer {
   absl::StatusOr<std::string> Encrypt(std::string_view etcd_key, const SecretBytes& pt) override {
     std::shared_ptr<const SecretBytes> seed;
     EncryptedObject obj;
-    {
-      absl::MutexLock lock(&mu_);
-      if (seed_ == nullptr) {
+    if (!WriteSeed(&seed, &obj)) {
+      // A key_id switch may be wrapping the new seed right now (SyncKeyId holds sync_mu_ from
+      // dropping the old seed until the new one is in): wait for it, then look again.
+      { absl::MutexLock sync(&sync_mu_); }
+      if (!WriteSeed(&seed, &obj)) {
         return absl::FailedPreconditionError(fmt::format(
             "KMS v2 provider {}: no seed is wrapped under the plugin's current key_id", name_));
       }
-      seed = seed_;
-      obj = write_template_;
     }
     KMSP_ASSIGN_OR_RETURN(obj.encrypted_data, SealKmsV2Type1(*seed, pt.Reveal(), etcd_key));
     return prefix_ + SerializeEncryptedObject(obj);
@@ -178,6 +178,15 @@ class KmsV2Transformer final : public ValueTransformer {
   // Asks Status for the current key_id. On a change the old one becomes "older" and, when
   // writing, the seed is dropped and a new one wrapped under the new key_id. `seen`: a value's
   // key_id that triggered the call; it is "older" unless Status reports it.
+  // The seed and object template to write with; false when no seed is wrapped.
+  bool WriteSeed(std::shared_ptr<const SecretBytes>* seed, EncryptedObject* obj) {
+    absl::MutexLock lock(&mu_);
+    if (seed_ == nullptr) return false;
+    *seed = seed_;
+    *obj = write_template_;
+    return true;
+  }
+
   absl::Status SyncKeyId(std::optional<std::string> seen) {
     absl::MutexLock sync(&sync_mu_);
     if (seen.has_value()) {
