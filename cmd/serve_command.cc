@@ -141,7 +141,8 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--allowed-uids", flags->allowed_uids,
                   "Comma-separated uids that may connect to an abstract --listen socket, which has "
-                  "no file permissions (checked with SO_PEERCRED)")
+                  "no file permissions, and (with the plugin's own uid) to the admin socket "
+                  "(checked with SO_PEERCRED)")
       ->capture_default_str();
   cmd->add_option("--health-addr", flags->health_addr,
                   "HOST:PORT for /healthz, /readyz, /livez and /metrics (empty: off)")

@@ -66,16 +66,9 @@ AdminGrpcService::AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool
 
 AdminGrpcService::~AdminGrpcService() = default;
 
-bool IsAdminSocketCall(const grpc::ServerContext& context) {
-  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  if (auth == nullptr) return false;
-  std::vector<grpc::string_ref> kind = auth->FindPropertyValues("transport_security_type");
-  return kind.size() == 1 && kind[0] == "local";
-}
-
 template <typename Call, typename Action>
 void AdminGrpcService::RunAndReport(Call* call, const char* what, Action action) {
-  if (!IsAdminSocketCall(call->context())) {
+  if (connections_ == nullptr || !connections_->IsAdmin(call->context().peer())) {
     call->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                               "the admin API is served only on the admin socket"));
     return;
@@ -88,7 +81,9 @@ void AdminGrpcService::RunAndReport(Call* call, const char* what, Action action)
   });
 }
 
-void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots) {
+void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
+                             const AdminConnections* connections) {
+  connections_ = connections;
   auto m = std::make_unique<Methods>();
   m->refresh = {[this](grpc::ServerContext* c, RefreshRequest* r, RefreshCall::Writer* w,
                        grpc::ServerCompletionQueue* q,

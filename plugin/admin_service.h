@@ -1,7 +1,7 @@
 // AdminGrpcService: kmsplugin.admin.v1.Admin (proto/admin/admin.proto) over EnvelopeService,
-// async API. Served only on the admin socket (mode 0600), never on the apiserver's socket: the
-// server opens the admin socket with gRPC's local (UDS) credentials, and every admin method
-// answers UNIMPLEMENTED, doing nothing, to a call that did not come through such a socket.
+// async API. Served only on the admin socket (mode 0600, peer uid checked), never on the
+// apiserver's socket: every admin method answers UNIMPLEMENTED, doing nothing, to a call whose
+// connection GrpcServer did not record as admitted on the admin socket (AdminConnections).
 // Every admin call may reach the KMS backend, so each one runs on the BlockingPool.
 #ifndef KMSP_PLUGIN_ADMIN_SERVICE_H_
 #define KMSP_PLUGIN_ADMIN_SERVICE_H_
@@ -14,13 +14,10 @@
 #include "plugin/async_call.h"
 #include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
+#include "plugin/peer_listener.h"
 #include "proto/admin/admin.grpc.pb.h"
 
 namespace kmsplugin {
-
-// True when the call came through a socket opened with gRPC's local (UDS) credentials: its auth
-// context says transport_security_type "local" (the KMS socket's says "insecure").
-bool IsAdminSocketCall(const grpc::ServerContext& context);
 
 class AdminGrpcService {
  public:
@@ -30,8 +27,10 @@ class AdminGrpcService {
 
   grpc::Service* service() { return &service_; }
 
-  // Posts `slots` outstanding requests per method on `cq` (after the server started).
-  void Start(grpc::ServerCompletionQueue* cq, int slots);
+  // Posts `slots` outstanding requests per method on `cq` (after the server started). Only calls
+  // on connections that `connections` says came through the admin socket are served; it must
+  // outlive the service's calls.
+  void Start(grpc::ServerCompletionQueue* cq, int slots, const AdminConnections* connections);
 
  private:
   using Admin = kmsplugin::admin::v1::Admin;
@@ -46,6 +45,7 @@ class AdminGrpcService {
   EnvelopeService* const envelope_;
   BlockingPool* const pool_;
   const absl::Duration call_timeout_;
+  const AdminConnections* connections_ = nullptr;
   Admin::AsyncService service_;
   std::vector<std::unique_ptr<Methods>> methods_;
 };

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 
@@ -28,6 +29,23 @@ absl::StatusOr<std::vector<uid_t>> ParseAllowedUids(std::string_view text) {
   }
   if (out.empty()) return absl::InvalidArgumentError("the allowed uid list is empty");
   return out;
+}
+
+void AdminConnections::Record(int fd, bool admin) {
+  absl::MutexLock lock(&mu_);
+  if (admin) {
+    admin_fds_.insert(fd);
+  } else {
+    admin_fds_.erase(fd);
+  }
+}
+
+bool AdminConnections::IsAdmin(std::string_view peer) const {
+  absl::string_view name(peer.data(), peer.size());
+  int fd = -1;
+  if (!absl::ConsumePrefix(&name, "fd:") || !absl::SimpleAtoi(name, &fd)) return false;
+  absl::MutexLock lock(&mu_);
+  return admin_fds_.contains(fd);
 }
 
 absl::StatusOr<std::unique_ptr<PeerCheckedListener>> PeerCheckedListener::Listen(

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -29,6 +30,21 @@ namespace kmsplugin {
 
 // Parses "0,1000" into uids. INVALID_ARGUMENT for an empty list or a non-number.
 absl::StatusOr<std::vector<uid_t>> ParseAllowedUids(std::string_view text);
+
+// Which of the connections handed over to gRPC came through the admin socket. gRPC names a
+// connection added by fd "fd:N" (grpc::ServerContext::peer()). Every such fd comes from a
+// PeerCheckedListener, whose admit callback records it here before the hand-over; the kernel
+// gives number N to a new connection only after the old one closed, so the entry for N always
+// describes the live connection. Connections gRPC accepted itself are named "unix:…": never admin.
+class AdminConnections {
+ public:
+  void Record(int fd, bool admin) ABSL_LOCKS_EXCLUDED(mu_);
+  bool IsAdmin(std::string_view peer) const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::flat_hash_set<int> admin_fds_ ABSL_GUARDED_BY(mu_);
+};
 
 class PeerCheckedListener {
  public:

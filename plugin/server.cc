@@ -107,34 +107,37 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     if (!listener.ok()) return listener.status();
     s->kms_listener_ = std::move(*listener);
   }
+  // The admin socket is always ours too: its file mode (0600) admits the owner and root, and the
+  // peer check narrows that to the allowed uids and our own.
+  if (with_admin) {
+    std::vector<uid_t> admin_uids = options.allowed_uids;
+    admin_uids.push_back(geteuid());
+    auto listener = PeerCheckedListener::Listen(*admin_address, std::move(admin_uids));
+    if (!listener.ok()) return listener.status();
+    s->admin_listener_ = std::move(*listener);
+  }
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   // A leftover process must never take requests on our socket.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int kms_port = 0;
-  int admin_port = 0;
   if (kms_checked) {
     kms_port = -1;  // Served through fds handed over by kms_listener_.
   } else {
     builder.AddListeningPort(kms_address.grpc_uri, grpc::InsecureServerCredentials(), &kms_port);
   }
-  if (with_admin) {
-    builder.AddListeningPort(admin_address->grpc_uri,
-                             grpc::experimental::LocalServerCredentials(UDS), &admin_port);
-    builder.RegisterService(admin->service());
-  }
+  if (with_admin) builder.RegisterService(admin->service());
   builder.RegisterService(kms->service());
   builder.RegisterService(s->health_->service());
   s->cq_ = builder.AddCompletionQueue();
   mode_t old_mask = umask(0177);  // The socket files are created inside BuildAndStart: 0600.
   s->server_ = builder.BuildAndStart();
   umask(old_mask);
-  if (s->server_ == nullptr || kms_port == 0 || (with_admin && admin_port == 0)) {
-    const ListenAddress& failed = kms_port == 0 || !with_admin ? kms_address : *admin_address;
+  if (s->server_ == nullptr || kms_port == 0) {
     s->cq_->Shutdown();
     return absl::UnavailableError(fmt::format(
         "cannot listen on {}: the socket could not be created (is the directory writable?)",
-        failed.display));
+        kms_address.display));
   }
   s->RememberSocket(kms_address);
   if (with_admin) s->RememberSocket(*admin_address);
@@ -142,14 +145,24 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   if (with_admin) KMSP_RETURN_IF_ERROR(ChmodSocket(*admin_address));
 
   kms->Start(s->cq_.get(), options.slots_per_method);
-  if (with_admin) admin->Start(s->cq_.get(), 1);
+  if (with_admin) admin->Start(s->cq_.get(), 1, &s->admin_connections_);
   s->health_->Start(s->cq_.get(), 2);
   const int threads =
       options.serving_threads > 0 ? options.serving_threads : DefaultServingThreads();
   for (int i = 0; i < threads; ++i) s->serving_.emplace_back(ServeQueue, s->cq_.get());
+  grpc::Server* server = s->server_.get();
+  AdminConnections* connections = &s->admin_connections_;
   if (s->kms_listener_ != nullptr) {
-    grpc::Server* server = s->server_.get();
-    s->kms_listener_->Start([server](int fd) { grpc::AddInsecureChannelFromFd(server, fd); });
+    s->kms_listener_->Start([server, connections](int fd) {
+      connections->Record(fd, /*admin=*/false);
+      grpc::AddInsecureChannelFromFd(server, fd);
+    });
+  }
+  if (s->admin_listener_ != nullptr) {
+    s->admin_listener_->Start([server, connections](int fd) {
+      connections->Record(fd, /*admin=*/true);
+      grpc::AddInsecureChannelFromFd(server, fd);
+    });
   }
   return s;
 }
@@ -171,7 +184,9 @@ void GrpcServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   SetNotServing();
-  if (kms_listener_ != nullptr) kms_listener_->Stop();  // No new connections from here on.
+  // No new connections from here on.
+  if (kms_listener_ != nullptr) kms_listener_->Stop();
+  if (admin_listener_ != nullptr) admin_listener_->Stop();
   // gRPC unlinks its listening socket paths when it shuts down, whatever file is there by then:
   // a successor's socket at our path (another inode) gets a second name first and is put back.
   std::vector<std::pair<std::string, std::string>> successors;  // {path, second name}

@@ -2,10 +2,11 @@
 //
 // One grpc::Server with two listening sockets: the KMS v2 socket (v2.KeyManagementService and
 // grpc.health.v1) and the admin socket (kmsplugin.admin.v1.Admin as well). The admin socket is
-// opened with gRPC's local (UDS) credentials and the KMS socket with insecure ones; both speak
-// plain HTTP/2, but each call's auth context names its socket's kind ("local" or "insecure"), and
-// the admin methods answer UNIMPLEMENTED to any call that did not come through the admin socket
-// (IsAdminSocketCall). So the admin methods are not reachable through the KMS socket.
+// not a gRPC listening port but a PeerCheckedListener (peer_listener.h): it admits only the uids
+// in ServerOptions::allowed_uids and the process's own uid (SO_PEERCRED), records each admitted
+// connection in AdminConnections and hands it to the server (grpc::AddInsecureChannelFromFd).
+// The admin methods answer UNIMPLEMENTED to any call whose connection is not recorded there, so
+// they are not reachable through the KMS socket.
 //
 // Threads (bench/README.md has the measurements behind this design):
 //   - `serving_threads` threads (default 1) pull the server's completion queue and handle each
@@ -16,10 +17,9 @@
 //     epoll set and costs thread switches per call. Nothing else in the process polls.
 //   - Work that may block on the KMS backend runs on a BlockingPool (see grpc_service.h).
 //
-// An abstract KMS socket has no permissions: it is not a gRPC listening port but a
-// PeerCheckedListener (peer_listener.h) that admits only ServerOptions::allowed_uids and hands
-// each admitted connection to the server (grpc::AddInsecureChannelFromFd: insecure, like the KMS
-// port, so admin calls stay refused on it).
+// An abstract KMS socket has no permissions: it too is a PeerCheckedListener that admits only
+// ServerOptions::allowed_uids (its connections are recorded as not admin). A KMS socket file is
+// a gRPC listening port.
 //
 // Socket files are created with mode 0600. An existing file is replaced only if it is a socket
 // that nobody answers on (stale); if a process answers, Start() fails with FAILED_PRECONDITION.
@@ -56,7 +56,8 @@ struct ServerOptions {
   // the service; the apiserver sends back what Encrypt gave it, under 1 KiB), annotations (at
   // most 32 KiB), a key_id (at most 1 KiB) and a uid (at most 256 bytes): 128 KiB leaves margin.
   int max_receive_message_bytes = 128 * 1024;
-  // Uids (SO_PEERCRED) admitted on an abstract KMS socket, which has no permissions.
+  // Uids (SO_PEERCRED) admitted on an abstract KMS socket, which has no permissions, and on the
+  // admin socket (there with the process's own uid as well).
   std::vector<uid_t> allowed_uids = {0};
   // Requests kept posted per method and completion queue (a call that finds none waits in
   // gRPC's own queue; each slot costs a ServerContext and two messages of memory).
@@ -104,7 +105,9 @@ class GrpcServer {
   BlockingPool* pool_ = nullptr;
   std::atomic<bool> not_serving_{false};
   std::unique_ptr<HealthService> health_;
+  AdminConnections admin_connections_;
   std::unique_ptr<PeerCheckedListener> kms_listener_;  // Abstract --listen only.
+  std::unique_ptr<PeerCheckedListener> admin_listener_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::vector<std::thread> serving_;

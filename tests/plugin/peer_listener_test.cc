@@ -3,6 +3,7 @@
 // speed. Tests run as root; other uids come from a forked child that drops to them with setresuid.
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,18 +72,25 @@ class AbstractSocketTest : public ::testing::Test {
     return ok;
   }
 
-  // In a forked child running as `uid`: connects, sends the HTTP/2 preface and an empty SETTINGS
+  // In a forked child running as `uid`: connects to `target` (default: the abstract KMS socket), sends the HTTP/2 preface and an empty SETTINGS
   // frame, and waits up to 5 s for bytes. Exit 0: the server answered; 1: it closed the
   // connection unanswered; 2: something else went wrong. Only system calls in the child.
-  int ChildHandshakeAs(uid_t uid) {
+  int ChildHandshakeAs(uid_t uid, const ListenAddress* target = nullptr) {
+    if (target == nullptr) target = &address_;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    socklen_t len = sizeof(addr);
+    if (!target->abstract_name.empty()) {
+      std::memcpy(addr.sun_path + 1, target->abstract_name.data(), target->abstract_name.size());
+      len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 +
+                                   target->abstract_name.size());
+    } else {
+      std::memcpy(addr.sun_path, target->path.data(), target->path.size());
+    }
     pid_t pid = fork();
     if (pid == 0) {
       if (setresgid(uid, uid, uid) != 0 || setresuid(uid, uid, uid) != 0) _exit(2);
       int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_un addr{};
-      addr.sun_family = AF_UNIX;
-      std::memcpy(addr.sun_path + 1, name_.data(), name_.size());
-      socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name_.size());
       if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) _exit(2);
       static const char kHello[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
       (void)!send(fd, kHello, sizeof(kHello) - 1, MSG_NOSIGNAL);
@@ -161,6 +169,82 @@ TEST(ParseAllowedUids, AcceptsACommaSeparatedListAndRefusesAnythingElse) {
   EXPECT_FALSE(ParseAllowedUids("root").ok());
   EXPECT_FALSE(ParseAllowedUids("0,").ok());
   EXPECT_FALSE(ParseAllowedUids("-1").ok());
+}
+
+// The admin socket gets the same peer check (issue 9, item 4): its file mode admits only the
+// owner and root, and even where the file is opened up (here: chmod 0666 and a 0711 directory,
+// as a careless umask or volume could leave it), a uid that is neither allowed nor the plugin's
+// own is closed unanswered.
+class AdminSocketPeerTest : public AbstractSocketTest {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/kmsp-admin-peer.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    ASSERT_EQ(chmod(dir_.c_str(), 0711), 0);
+    admin_address_ = *ParseListenAddress("unix://" + dir_ + "/admin.sock");
+  }
+  void TearDown() override {
+    AbstractSocketTest::TearDown();
+    rmdir(dir_.c_str());
+  }
+  void OpenUpTheAdminSocketFile() {
+    ASSERT_EQ(chmod(admin_address_.path.c_str(), 0666), 0);
+  }
+
+  std::string dir_;
+  ListenAddress admin_address_;
+};
+
+TEST_F(AdminSocketPeerTest, AUidNeitherAllowedNorTheOwnerIsClosedUnansweredEvenIfTheFileIsOpen) {
+  StartServer({0}, &admin_address_);
+  OpenUpTheAdminSocketFile();
+  EXPECT_EQ(ChildHandshakeAs(kNobody, &admin_address_), 1);
+  EXPECT_EQ(ChildHandshakeAs(0, &admin_address_), 0);
+}
+
+TEST_F(AdminSocketPeerTest, AnAllowedUidIsAnsweredOnTheAdminSocket) {
+  StartServer({0, kNobody}, &admin_address_);
+  OpenUpTheAdminSocketFile();
+  EXPECT_EQ(ChildHandshakeAs(kNobody, &admin_address_), 0);
+}
+
+TEST_F(AdminSocketPeerTest, ThePluginsOwnUidIsAlwaysAdmittedOnTheAdminSocket) {
+  StartServer({12345}, &admin_address_);  // The test runs as root: not in the list, but the owner.
+  auto stub = admin::v1::Admin::NewStub(*DialUnixSocket(admin_address_.display));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  admin::v1::ReportResponse r;
+  EXPECT_TRUE(stub->Report(&ctx, {}, &r).ok());
+}
+
+// A connection number that served the admin socket and is then reused by a KMS connection (the
+// kernel hands out the lowest free fd) is a KMS connection: admin calls on it are refused.
+TEST_F(AdminSocketPeerTest, AnFdNumberReusedByAKmsConnectionIsNotAdmin) {
+  StartServer({0}, &admin_address_);
+  for (int round = 0; round < 5; ++round) {
+    for (const ListenAddress* target : {&admin_address_, &address_}) {
+      auto stub = admin::v1::Admin::NewStub(*DialUnixSocket(target->display));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      admin::v1::ReportResponse r;
+      grpc::Status s = stub->Report(&ctx, {}, &r);
+      EXPECT_EQ(s.error_code(), target == &admin_address_ ? grpc::StatusCode::OK
+                                                          : grpc::StatusCode::UNIMPLEMENTED)
+          << target->display << " round " << round;
+    }
+  }
+}
+
+TEST(AdminConnections, OnlyRecordedAdminFdPeersAreAdmin) {
+  AdminConnections c;
+  c.Record(7, /*admin=*/true);
+  EXPECT_TRUE(c.IsAdmin("fd:7"));
+  EXPECT_FALSE(c.IsAdmin("fd:8"));
+  EXPECT_FALSE(c.IsAdmin("unix:/run/kms.sock"));
+  EXPECT_FALSE(c.IsAdmin("fd:7x"));
+  EXPECT_FALSE(c.IsAdmin(""));
+  c.Record(7, /*admin=*/false);  // Number 7 now serves a KMS connection.
+  EXPECT_FALSE(c.IsAdmin("fd:7"));
 }
 
 }  // namespace
