@@ -24,10 +24,13 @@
     if (!kmsp_status_.ok()) return kmsp_status_;            \
   } while (0)
 
+// `tmp` is an identifier and `lhs` may be a declaration ("auto x"): neither can be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define KMSP_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                \
   if (!tmp.ok()) return std::move(tmp).status();    \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #define KMSP_ASSIGN_OR_RETURN(lhs, expr) \
   KMSP_ASSIGN_OR_RETURN_IMPL_(KMSP_STATUS_CONCAT_(kmsp_statusor_, __LINE__), lhs, expr)

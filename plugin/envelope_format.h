@@ -33,7 +33,7 @@ inline constexpr size_t kEnvelopeOverhead = 1 + kEnvelopeNonceSize + kEnvelopeTa
 inline constexpr size_t kMaxCiphertextSize = 1023;  // The apiserver rejects > 1024.
 inline constexpr size_t kMaxPlaintextSize = kMaxCiphertextSize - kEnvelopeOverhead;
 inline constexpr size_t kMaxKeyIdSize = 1024;
-inline constexpr size_t kMaxAnnotationsSize = 32 * 1024;  // Sum of len(key) + len(value).
+inline constexpr size_t kMaxAnnotationsSize = size_t{32} * 1024;  // Sum of len(key) + len(value).
 
 using Annotations = std::map<std::string, std::string>;
 
