@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/error_text.h"
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin {
@@ -30,7 +31,9 @@ ShutdownSignals::~ShutdownSignals() {
     stopping_ = true;
     wake = signal_ == 0;  // The thread is still in sigwait().
   }
-  if (wake) pthread_kill(thread_.native_handle(), SIGTERM);
+  // Wakes our own sigwait() thread with a signal it waits for (it returns, seeing stopping_); the
+  // signal is blocked everywhere, so nothing is terminated.
+  if (wake) pthread_kill(thread_.native_handle(), SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
   thread_.join();
 }
 
@@ -42,7 +45,7 @@ void ShutdownSignals::Run() {
     if (stopping_) return;
     if (!serving_) {
       spdlog::critical("received signal {} ({}) during start-up; exiting without serving", sig,
-                       strsignal(sig));
+                       SignalText(sig));
       spdlog::default_logger()->flush();
       _exit(1);
     }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "base/error_text.h"
 #include "cmd/commands.h"
 #include "cmd/flags.h"
 #include "nlohmann/json.hpp"
@@ -29,7 +30,7 @@ std::string SocketFileProblem(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return "no such socket: " + path;
-    return "cannot stat " + path + ": " + std::strerror(errno);
+    return "cannot stat " + path + ": " + ErrnoText(errno);
   }
   if (!S_ISSOCK(st.st_mode)) return path + " is not a socket";
   return "";

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/cleanup/cleanup.h"
+#include "base/error_text.h"
 #include "fmt/format.h"
 
 namespace kmsplugin {
@@ -43,13 +44,13 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
           "pass --allow-secret-symlinks when it is in a Kubernetes Secret or ConfigMap volume",
           path));
     }
-    std::string msg = fmt::format("cannot open {}: {}", path, std::strerror(err));
+    std::string msg = fmt::format("cannot open {}: {}", path, ErrnoText(err));
     return err == ENOENT ? absl::NotFoundError(msg) : absl::UnavailableError(msg);
   }
   absl::Cleanup closer = [fd] { close(fd); };
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    return absl::UnavailableError(fmt::format("cannot stat {}: {}", path, std::strerror(errno)));
+    return absl::UnavailableError(fmt::format("cannot stat {}: {}", path, ErrnoText(errno)));
   }
   if (!S_ISREG(st.st_mode)) {
     return absl::FailedPreconditionError(
@@ -77,7 +78,7 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path,
     if (n < 0) {
       int err = errno;
       std::fill(out.begin(), out.end(), '\0');
-      return absl::UnavailableError(fmt::format("cannot read {}: {}", path, std::strerror(err)));
+      return absl::UnavailableError(fmt::format("cannot read {}: {}", path, ErrnoText(err)));
     }
     if (n == 0) break;  // The file shrank meanwhile: keep what was read.
     got += static_cast<size_t>(n);

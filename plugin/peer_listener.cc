@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/error_text.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
 
@@ -68,7 +69,7 @@ absl::StatusOr<std::unique_ptr<PeerCheckedListener>> PeerCheckedListener::Listen
     len = sizeof(addr);
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::UnavailableError(fmt::format("socket: {}", std::strerror(errno)));
+  if (fd < 0) return absl::UnavailableError(fmt::format("socket: {}", ErrnoText(errno)));
   mode_t old_mask = umask(0177);
   int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), len);
   int bind_errno = errno;
@@ -77,7 +78,7 @@ absl::StatusOr<std::unique_ptr<PeerCheckedListener>> PeerCheckedListener::Listen
     int err = rc != 0 ? bind_errno : errno;
     close(fd);
     return absl::UnavailableError(
-        fmt::format("cannot listen on {}: {}", address.display, std::strerror(err)));
+        fmt::format("cannot listen on {}: {}", address.display, ErrnoText(err)));
   }
   return std::unique_ptr<PeerCheckedListener>(
       new PeerCheckedListener(fd, address.display, std::move(allowed_uids)));
@@ -107,11 +108,11 @@ void PeerCheckedListener::Run() {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (stopping_.load()) return;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        spdlog::error("accept on {}: {}; retrying in 100ms", display_, std::strerror(errno));
+        spdlog::error("accept on {}: {}; retrying in 100ms", display_, ErrnoText(errno));
         absl::SleepFor(absl::Milliseconds(100));
         continue;
       }
-      spdlog::error("accept on {}: {}; no longer accepting", display_, std::strerror(errno));
+      spdlog::error("accept on {}: {}; no longer accepting", display_, ErrnoText(errno));
       return;
     }
     ucred cred{};

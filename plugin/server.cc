@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "absl/cleanup/cleanup.h"
+#include "base/error_text.h"
 #include "base/status.h"
 #include "fmt/format.h"
 #include "grpcpp/security/server_credentials.h"
@@ -48,7 +49,7 @@ absl::Status PrepareSocketPath(const ListenAddress& address) {
   struct stat st;
   if (lstat(address.path.c_str(), &st) != 0) {
     if (errno == ENOENT) return absl::OkStatus();
-    return absl::UnavailableError(fmt::format("cannot stat {}: {}", address.path, std::strerror(errno)));
+    return absl::UnavailableError(fmt::format("cannot stat {}: {}", address.path, ErrnoText(errno)));
   }
   if (!S_ISSOCK(st.st_mode)) {
     return absl::FailedPreconditionError(
@@ -61,7 +62,7 @@ absl::Status PrepareSocketPath(const ListenAddress& address) {
   spdlog::info("removing stale socket {}", address.path);
   if (unlink(address.path.c_str()) != 0 && errno != ENOENT) {
     return absl::UnavailableError(fmt::format("cannot remove stale socket {}: {}", address.path,
-                                              std::strerror(errno)));
+                                              ErrnoText(errno)));
   }
   return absl::OkStatus();
 }
@@ -76,7 +77,7 @@ void ServeQueue(grpc::ServerCompletionQueue* cq) {
 absl::Status ChmodSocket(const ListenAddress& address) {
   if (!address.path.empty() && chmod(address.path.c_str(), 0600) != 0) {
     return absl::UnavailableError(
-        fmt::format("cannot chmod 0600 {}: {}", address.path, std::strerror(errno)));
+        fmt::format("cannot chmod 0600 {}: {}", address.path, ErrnoText(errno)));
   }
   return absl::OkStatus();
 }

@@ -13,6 +13,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/time/clock.h"
+#include "base/error_text.h"
 #include "base/status.h"
 #include "crypto/encoding.h"
 #include "fmt/format.h"
@@ -27,7 +28,7 @@ constexpr std::string_view kKind = "kms-plugin-local-keyring";
 constexpr size_t kKekSize = 32;
 
 absl::Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
-  return absl::UnavailableError(fmt::format("{} {}: {}", what, path, std::strerror(err)));
+  return absl::UnavailableError(fmt::format("{} {}: {}", what, path, ErrnoText(err)));
 }
 
 bool IsLowerHex(std::string_view s) {

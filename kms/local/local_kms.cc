@@ -10,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
+#include "base/error_text.h"
 #include "base/status.h"
 #include "crypto/random.h"
 #include "fmt/format.h"
@@ -26,7 +27,7 @@ absl::StatusOr<std::string> StampOf(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     return absl::UnavailableError(
-        fmt::format("cannot stat keyring {}: {}", path, std::strerror(errno)));
+        fmt::format("cannot stat keyring {}: {}", path, ErrnoText(errno)));
   }
   return fmt::format("{}.{}:{}:{}", st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size, st.st_ino);
 }
@@ -97,7 +98,7 @@ absl::StatusOr<std::string> LocalKms::WriteTarget() const {
   char resolved[PATH_MAX];
   if (realpath(path.c_str(), resolved) == nullptr) {
     return absl::UnavailableError(
-        fmt::format("cannot resolve the symlink {}: {}", path, std::strerror(errno)));
+        fmt::format("cannot resolve the symlink {}: {}", path, ErrnoText(errno)));
   }
   return std::string(resolved);
 }

@@ -13,13 +13,13 @@
 #include <cctype>
 
 #include "absl/time/clock.h"
+#include "base/error_text.h"
 #include "crypto/encoding.h"
 #include "fmt/format.h"
 
 namespace kmsplugin::testing {
 namespace {
 
-std::string ErrnoText(int err) { return std::string(strerror(err)); }
 
 int RemainingMs(absl::Time deadline) {
   int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());

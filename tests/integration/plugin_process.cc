@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "absl/time/clock.h"
+#include "base/error_text.h"
 #include "fmt/format.h"
 #include "tests/integration/kms_client.h"
 
@@ -30,7 +31,6 @@ namespace {
 
 constexpr size_t kMaxSocketPathForTempDir = 80;  // sun_path is 108 bytes; leave room for names.
 
-std::string ErrnoText(int err) { return std::string(strerror(err)); }
 
 int PidfdOpen(pid_t pid) {
 #ifdef SYS_pidfd_open
@@ -141,7 +141,7 @@ ExitInfo ExitInfo::FromWaitStatus(int ws) {
 
 std::string ExitInfo::ToString() const {
   if (exited) return fmt::format("exit code {}", code);
-  if (signal != 0) return fmt::format("killed by signal {} ({})", signal, strsignal(signal));
+  if (signal != 0) return fmt::format("killed by signal {} ({})", signal, SignalText(signal));
   return "unknown exit";
 }
 
