@@ -250,7 +250,8 @@ def handle(handler, parts, headers, body, op):
     state = handler.state
     if headers.get("content-type", "").split(";")[0] != "application/x-amz-json-1.1":
         raise AwsError("UnknownOperationException", 400, "bad Content-Type")
-    akid, signed = check_sigv4(state, "POST", parts.path or "/", parts.query, headers, body, "kms")
+    akid, signed = check_sigv4(state, "POST", parts.path or "/", parts.query, headers, body,
+                               "kms")
     if op not in KMS_OPS:
         raise AwsError("UnknownOperationException", 400, f"unknown operation {op}")
     if op in state.deny_ops:
