@@ -1,6 +1,6 @@
-// The AwsKms test fixture shared by aws_kms_test and aws_kms_guard_test: one python fake AWS
-// server per test suite (tests/aws/fake_aws_server.py), reset before each test, with one key
-// behind alias/k8s and static credentials in an injected environment.
+// The AwsKms test fixture shared by aws_kms_test and aws_kms_guard_test: on FakeAwsServerTest
+// (one python fake AWS server per test suite, reset before each test), with one key behind
+// alias/k8s and static credentials in an injected environment.
 #ifndef KMSP_TESTS_AWS_AWS_KMS_FIXTURE_H_
 #define KMSP_TESTS_AWS_AWS_KMS_FIXTURE_H_
 
@@ -11,22 +11,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "kms/aws/aws_kms.h"
+#include "tests/aws/aws_test_util.h"
 #include "tests/aws/fake_aws_server.h"
+#include "tests/aws/fake_aws_server_fixture.h"
 #include "tests/matchers.h"
 
 namespace kmsplugin::aws {
 
 using ::kmsplugin::testing::FakeAwsServer;
-using ::kmsplugin::testing::IsOk;
-using ::kmsplugin::testing::StatusIs;
-
-inline EnvLookup MapEnv(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
-    auto it = vars.find(std::string(name));
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
+using ::kmsplugin::testing::FakeAwsServerTest;
 
 inline CallContext Ctx(absl::Duration timeout = absl::Seconds(10)) {
   return CallContext::WithTimeout(timeout, "test-uid");
@@ -34,28 +27,15 @@ inline CallContext Ctx(absl::Duration timeout = absl::Seconds(10)) {
 
 inline SecretBytes DataKey(char fill = 'k') { return SecretBytes::CopyFrom(std::string(32, fill)); }
 
-class AwsKmsTest : public ::testing::Test {
+class AwsKmsTest : public FakeAwsServerTest {
  protected:
-  static void SetUpTestSuite() {
-    auto server = FakeAwsServer::Start();
-    ASSERT_THAT(server, IsOk());
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    ASSERT_THAT(server_->Admin("/admin/reset"), IsOk());
+    FakeAwsServerTest::SetUp();
+    if (HasFatalFailure()) return;
     absl::StatusOr<nlohmann::json> key = server_->Admin("/admin/keys", {{"alias", "k8s"}});
     ASSERT_THAT(key, IsOk());
     key_ = *key;
-    env_ = {{"AWS_ACCESS_KEY_ID", FakeAwsServer::kAccessKey},
-            {"AWS_SECRET_ACCESS_KEY", FakeAwsServer::kSecretKey},
-            {"AWS_EC2_METADATA_DISABLED", "true"},
-            {"HOME", "/nonexistent"}};
+    env_ = FakeAwsServer::StaticCredentialsEnv();
   }
 
   AwsKmsOptions Options(std::string key_id = "alias/k8s") {
@@ -89,7 +69,6 @@ class AwsKmsTest : public ::testing::Test {
   std::string Arn() const { return key_["arn"].get<std::string>(); }
   std::string Material() const { return key_["material_id"].get<std::string>(); }
 
-  inline static FakeAwsServer* server_ = nullptr;
   nlohmann::json key_;
   std::map<std::string, std::string> env_;
 };

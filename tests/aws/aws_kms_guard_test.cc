@@ -16,17 +16,7 @@
 namespace kmsplugin::aws {
 namespace {
 
-using ::kmsplugin::testing::FakeHttpClient;
-using ::kmsplugin::testing::MakeResponse;
-using ::kmsplugin::testing::RecordedRequest;
 using ::testing::HasSubstr;
-
-bool PrintableAscii(std::string_view s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 class AwsKmsGuardTest : public AwsKmsTest {
  protected:

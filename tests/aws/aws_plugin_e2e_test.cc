@@ -107,6 +107,40 @@ class AwsPluginE2eTest : public PluginTestBase {
     return n;
   }
 
+  // Disables the key in AWS and waits until the plugin's Status is no longer healthy.
+  void DisableTheKeyAndWaitUntilUnhealthy(ApiserverKmsClient& client) {
+    ASSERT_THAT(server_->Admin("/admin/keys/" + key_["key_id"].get<std::string>() + "/disable"),
+                IsOk());
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          auto s = client.Status();
+          return s.ok() && s->healthz() != "ok";
+        },
+        absl::Seconds(20)))
+        << "Status stayed ok with the key disabled";
+  }
+
+  // While the plugin cannot reach AWS: Status stays healthy on the key_id it had before, a new
+  // Encrypt (of a secret labelled `label`) works, and so do Decrypt of it and, from the cache, of
+  // `enc_before` (the encryption of `before`).
+  void ExpectServingThroughTheOutage(ApiserverKmsClient& client,
+                                     const v2::StatusResponse& status_before,
+                                     const v2::EncryptResponse& enc_before,
+                                     const std::string& before, const std::string& label) {
+    ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
+    EXPECT_EQ(status.healthz(), "ok");
+    EXPECT_EQ(status.key_id(), status_before.key_id());
+    const std::string during = Secret(label);
+    ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc_during, client.Encrypt(during));
+    EXPECT_THAT(ValidateEncryptResponse(enc_during, status.key_id()), IsOk());
+    ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_before,
+                         client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_before)));
+    EXPECT_EQ(dec_before.plaintext(), before);
+    ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_during,
+                         client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_during)));
+    EXPECT_EQ(dec_during.plaintext(), during);
+  }
+
   std::unique_ptr<FakeAwsServer> server_;
   nlohmann::json key_;
 };
@@ -316,18 +350,7 @@ TEST_F(AwsPluginE2eTest, DuringAnAwsOutageEncryptAndCachedDecryptKeepWorkingAndS
                         absl::Seconds(20)))
       << "no probe saw the outage";
 
-  ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
-  EXPECT_EQ(status.healthz(), "ok");
-  EXPECT_EQ(status.key_id(), status_before.key_id());
-  const std::string during = Secret("during-outage");
-  ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc_during, client.Encrypt(during));
-  EXPECT_THAT(ValidateEncryptResponse(enc_during, status.key_id()), IsOk());
-  ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_before,
-                       client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_before)));
-  EXPECT_EQ(dec_before.plaintext(), before);
-  ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_during,
-                       client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_during)));
-  EXPECT_EQ(dec_during.plaintext(), during);
+  ExpectServingThroughTheOutage(client, status_before, enc_before, before, "during-outage");
 }
 
 TEST_F(AwsPluginE2eTest, DisablingTheKeyMakesStatusUnhealthyAndPurgesTheCachedKeys) {
@@ -339,15 +362,7 @@ TEST_F(AwsPluginE2eTest, DisablingTheKeyMakesStatusUnhealthyAndPurgesTheCachedKe
                        client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc)));
   ASSERT_EQ(dec.plaintext(), plaintext);  // Served from the cached data key.
 
-  ASSERT_THAT(server_->Admin("/admin/keys/" + key_["key_id"].get<std::string>() + "/disable"),
-              IsOk());
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        auto s = client.Status();
-        return s.ok() && s->healthz() != "ok";
-      },
-      absl::Seconds(20)))
-      << "Status stayed ok with the key disabled";
+  ASSERT_NO_FATAL_FAILURE(DisableTheKeyAndWaitUntilUnhealthy(client));
   ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
   EXPECT_THAT(status.healthz(), Not("ok"));
   // The data key is gone from memory, and AWS refuses to unwrap it again.
@@ -418,18 +433,8 @@ TEST_F(AwsPluginE2eTest, AnIrsaTokenFileGoneAtRefreshIsAnOutageAndADisabledKeySt
 
   // Inside the outage window: healthy, same key_id, Encrypt and cached Decrypt work, nothing
   // purged (the plugin cannot reach KMS, so the old data key can only come from its cache).
-  ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
-  EXPECT_EQ(status.healthz(), "ok");
-  EXPECT_EQ(status.key_id(), status_before.key_id());
-  const std::string during = Secret("during-token-gone");
-  ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc_during, client.Encrypt(during));
-  EXPECT_THAT(ValidateEncryptResponse(enc_during, status.key_id()), IsOk());
-  ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_before,
-                       client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_before)));
-  EXPECT_EQ(dec_before.plaintext(), before);
-  ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_during,
-                       client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_during)));
-  EXPECT_EQ(dec_during.plaintext(), during);
+  ASSERT_NO_FATAL_FAILURE(ExpectServingThroughTheOutage(client, status_before, enc_before, before,
+                                                        "during-token-gone"));
   EXPECT_THAT(plugin->Log(), Not(HasSubstr("purging")));
   EXPECT_EQ(Count(ServerLog(), "kms", "Decrypt"), 0);
 
@@ -438,15 +443,7 @@ TEST_F(AwsPluginE2eTest, AnIrsaTokenFileGoneAtRefreshIsAnOutageAndADisabledKeySt
   ASSERT_TRUE(PollUntil([&] { return Count(ServerLog(), "kms", "DescribeKey") > 0; },
                         absl::Seconds(20)))
       << "the plugin never reached KMS again";
-  ASSERT_THAT(server_->Admin("/admin/keys/" + key_["key_id"].get<std::string>() + "/disable"),
-              IsOk());
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        auto s = client.Status();
-        return s.ok() && s->healthz() != "ok";
-      },
-      absl::Seconds(20)))
-      << "Status stayed ok with the key disabled";
+  ASSERT_NO_FATAL_FAILURE(DisableTheKeyAndWaitUntilUnhealthy(client));
   EXPECT_THAT(plugin->Log(), HasSubstr("purging every cached data key"));
   EXPECT_THAT(client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_before)), Not(IsOk()));
 }

@@ -14,19 +14,11 @@
 #include "kms/aws/credentials_provider.h"
 #include "kms/aws/kms_api.h"
 #include "kms/aws/remote_credentials_provider.h"
-#include "tests/aws/fake_http_client.h"
-#include "tests/fakes/fake_clock.h"
-#include "tests/matchers.h"
+#include "tests/aws/aws_test_util.h"
 
 namespace kmsplugin::aws {
 namespace {
 
-using ::kmsplugin::testing::FakeClock;
-using ::kmsplugin::testing::FakeHttpClient;
-using ::kmsplugin::testing::IsOk;
-using ::kmsplugin::testing::MakeResponse;
-using ::kmsplugin::testing::RecordedRequest;
-using ::kmsplugin::testing::StatusIs;
 using ::testing::HasSubstr;
 
 constexpr char kRole[] = "arn:aws:iam::111122223333:role/kms-plugin";
@@ -36,39 +28,21 @@ constexpr char kStsAnswer[] =
     "<AccessKeyId>ASIASTS</AccessKeyId><SecretAccessKey>secret</SecretAccessKey>"
     "<SessionToken>token</SessionToken><Expiration>2023-11-14T23:13:20Z</Expiration>"
     "</Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
-const CallContext kCtx = CallContext{absl::InfiniteFuture(), "test"};
-
-bool PrintableAscii(std::string_view s) {
-  for (char c : s) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 class CredentialOutageTest : public ::testing::Test {
  protected:
-  CredentialOutageTest() {
-    char tmpl[] = "/tmp/kmsp-aws-outage-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    token_file_ = dir_ + "/token";
-    std::ofstream(token_file_) << "jwt";
-  }
-  ~CredentialOutageTest() override { std::filesystem::remove_all(dir_); }
+  CredentialOutageTest() : token_file_(dir_.Write("token", "jwt")) {}
 
   EnvLookup Env(std::map<std::string, std::string> extra = {}) {
     std::map<std::string, std::string> vars = {{"AWS_ROLE_ARN", kRole},
                                                {"AWS_WEB_IDENTITY_TOKEN_FILE", token_file_},
                                                {"AWS_EC2_METADATA_DISABLED", "true"},
-                                               {"HOME", dir_}};
+                                               {"HOME", dir_.path()}};
     for (auto& [k, v] : extra) vars[k] = v;
-    return [vars](std::string_view name) -> std::optional<std::string> {
-      auto it = vars.find(std::string(name));
-      if (it == vars.end()) return std::nullopt;
-      return it->second;
-    };
+    return MapEnv(std::move(vars));
   }
 
-  std::string dir_;
+  TempDir dir_;
   std::string token_file_;
   FakeClock clock_;
   FakeHttpClient sts_{[](const RecordedRequest&) { return MakeResponse(200, kStsAnswer); }};

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -29,6 +30,15 @@ class FakeAwsServer {
  public:
   static constexpr char kAccessKey[] = "AKIDEXAMPLE";
   static constexpr char kSecretKey[] = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+  // The environment of a client that has the server's static credentials and no other source to
+  // find (no instance metadata, no home directory).
+  static std::map<std::string, std::string> StaticCredentialsEnv() {
+    return {{"AWS_ACCESS_KEY_ID", kAccessKey},
+            {"AWS_SECRET_ACCESS_KEY", kSecretKey},
+            {"AWS_EC2_METADATA_DISABLED", "true"},
+            {"HOME", "/nonexistent"}};
+  }
 
   static absl::StatusOr<std::unique_ptr<FakeAwsServer>> Start(
       std::string region = "us-east-1", absl::Duration ready_timeout = absl::Seconds(30)) {

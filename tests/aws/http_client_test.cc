@@ -8,33 +8,21 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/aws/fake_aws_server.h"
+#include "tests/aws/fake_aws_server_fixture.h"
 #include "tests/matchers.h"
 
 namespace kmsplugin {
 namespace {
 
 using ::kmsplugin::testing::FakeAwsServer;
+using ::kmsplugin::testing::FakeAwsServerTest;
 using ::kmsplugin::testing::IsOk;
 using ::kmsplugin::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Optional;
 
-class CurlHttpClientTest : public ::testing::Test {
+class CurlHttpClientTest : public FakeAwsServerTest {
  protected:
-  static void SetUpTestSuite() {
-    auto server = FakeAwsServer::Start();
-    ASSERT_THAT(server, IsOk());
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    ASSERT_THAT(server_->Admin("/admin/reset"), IsOk());
-  }
-
   static std::unique_ptr<CurlHttpClient> Client(HttpClientOptions options = {}) {
     auto client = CurlHttpClient::Create(std::move(options));
     EXPECT_THAT(client, IsOk());
@@ -46,11 +34,7 @@ class CurlHttpClientTest : public ::testing::Test {
     req.deadline = absl::Now() + timeout;
     return req;
   }
-
-  static FakeAwsServer* server_;
 };
-
-FakeAwsServer* CurlHttpClientTest::server_ = nullptr;
 
 TEST_F(CurlHttpClientTest, ReturnsStatusLowerCasedHeadersAndBody) {
   absl::StatusOr<HttpResponse> resp = Client()->Send(Get(server_->http_base() + "/admin/requests"));

@@ -11,17 +11,11 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/aws/fake_http_client.h"
-#include "tests/matchers.h"
+#include "tests/aws/aws_test_util.h"
 
 namespace kmsplugin::aws {
 namespace {
 
-using ::kmsplugin::testing::FakeHttpClient;
-using ::kmsplugin::testing::IsOk;
-using ::kmsplugin::testing::MakeResponse;
-using ::kmsplugin::testing::RecordedRequest;
-using ::kmsplugin::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 

@@ -7,14 +7,14 @@
 #include "crypto/random.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_kes.h"
 #include "tests/matchers.h"
+#include "tests/plugin/envelope_service_fixture.h"
 
 namespace kmsplugin {
 namespace {
 
-using ::kmsplugin::testing::FakeClock;
+using ::kmsplugin::testing::EnvelopeServiceFixture;
 using ::kmsplugin::testing::FakeKes;
 using ::kmsplugin::testing::IsOk;
 using ::kmsplugin::testing::StatusIs;
@@ -22,25 +22,11 @@ using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class EnvelopeServiceTest : public ::testing::Test {
+class EnvelopeServiceTest : public EnvelopeServiceFixture {
  protected:
-  void SetUp() override { Make(EnvelopeOptions{}); }
-
-  void Make(const EnvelopeOptions& options) {
-    auto kes = std::make_unique<FakeKes>();
-    kes_ = kes.get();
-    auto svc = EnvelopeService::Create(options, std::move(kes), &clock_);
-    ASSERT_TRUE(svc.ok()) << svc.status();
-    svc_ = std::move(*svc);
-  }
-
   CallContext Ctx() { return CallContext::WithTimeout(absl::Seconds(3), "test"); }
 
   std::string Seed() { return *RandomBytes(32); }
-
-  FakeClock clock_;
-  FakeKes* kes_ = nullptr;
-  std::unique_ptr<EnvelopeService> svc_;
 };
 
 TEST_F(EnvelopeServiceTest, StatusIsUnhealthyBeforeTheFirstRefreshAndOkAfter) {

@@ -25,10 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/integration/apiserver_validation.h"
-#include "tests/integration/kms_client.h"
-#include "tests/integration/plugin_process.h"
-#include "tests/matchers.h"
+#include "tests/integration/plugin_test_base.h"
 #if KMSP_ROTATE_WITH_AWS
 #include "tests/aws/fake_aws_server.h"
 #endif
@@ -37,15 +34,6 @@ namespace kmsplugin::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-#define ROT_ASSIGN_OR_FAIL(lhs, expr) \
-  ROT_ASSIGN_OR_FAIL_IMPL_(ROT_CONCAT_(rot_statusor_, __LINE__), lhs, expr)
-#define ROT_CONCAT_INNER_(a, b) a##b
-#define ROT_CONCAT_(a, b) ROT_CONCAT_INNER_(a, b)
-#define ROT_ASSIGN_OR_FAIL_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                             \
-  ASSERT_TRUE(tmp.ok()) << tmp.status();         \
-  lhs = std::move(tmp).value()
 
 struct RotateRun {
   ExitInfo exit;
@@ -191,13 +179,13 @@ std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
   return info.param == Backend::kLocal ? "Local" : "Aws";
 }
 
-class RotateIntegrationTest : public ::testing::TestWithParam<Backend> {
+// On the integration base: its test dir and keyring path (the plugins are started directly, so
+// the base's log scan has no log to read).
+class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParamInterface<Backend> {
  protected:
   void SetUp() override {
-    auto dir = TempDir::Create("kmsp-rotate");
-    ASSERT_TRUE(dir.ok()) << dir.status();
-    dir_ = std::make_unique<TempDir>(std::move(*dir));
-    keyring_ = dir_->File("keyring.json");
+    PluginTestBase::SetUp();
+    if (HasFatalFailure()) return;
     if (GetParam() == Backend::kAws) {
 #if KMSP_ROTATE_WITH_AWS
       auto server = FakeAwsServer::Start();
@@ -220,14 +208,14 @@ class RotateIntegrationTest : public ::testing::TestWithParam<Backend> {
               "--aws-ca-file", aws_->ca_file()};
     }
 #endif
-    return LocalKmsArgs(keyring_);
+    return LocalKmsArgs(keyring_path_);
   }
   std::vector<std::string> BackendEnv() const {
     if (GetParam() != Backend::kAws) return {};
 #if KMSP_ROTATE_WITH_AWS
-    return {std::string("AWS_ACCESS_KEY_ID=") + FakeAwsServer::kAccessKey,
-            std::string("AWS_SECRET_ACCESS_KEY=") + FakeAwsServer::kSecretKey,
-            "AWS_EC2_METADATA_DISABLED=true", "HOME=/nonexistent"};
+    std::vector<std::string> env;
+    for (const auto& [k, v] : FakeAwsServer::StaticCredentialsEnv()) env.push_back(k + "=" + v);
+    return env;
 #else
     return {};
 #endif
@@ -245,7 +233,7 @@ class RotateIntegrationTest : public ::testing::TestWithParam<Backend> {
       return n;
     }
 #endif
-    auto text = ReadFile(keyring_);
+    auto text = ReadFile(keyring_path_);
     EXPECT_TRUE(text.ok()) << text.status();
     nlohmann::json j = nlohmann::json::parse(text.value_or(""), nullptr, false);
     return j.is_object() ? static_cast<int>(j["keys"].size()) - 1 : -1;
@@ -299,16 +287,14 @@ class RotateIntegrationTest : public ::testing::TestWithParam<Backend> {
 
   std::string Name() const { return GetParam() == Backend::kLocal ? "local" : "aws"; }
 
-  std::unique_ptr<TempDir> dir_;
-  std::string keyring_;
 #if KMSP_ROTATE_WITH_AWS
   std::unique_ptr<FakeAwsServer> aws_;
 #endif
 };
 
 TEST_P(RotateIntegrationTest, RotateKekConvergesBothPluginsLongBeforeTheirOneMinutePoll) {
-  ROT_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
-  ROT_ASSIGN_OR_FAIL(auto b, StartPlugin("b"));
+  ITEST_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
+  ITEST_ASSIGN_OR_FAIL(auto b, StartPlugin("b"));
   const std::string old_id = KeyIdOf(*a);
   ASSERT_EQ(KeyIdOf(*b), old_id);
 
@@ -329,10 +315,10 @@ TEST_P(RotateIntegrationTest, RotateKekConvergesBothPluginsLongBeforeTheirOneMin
   // Both plugins say so themselves, to an apiserver-like client, and encrypt under it.
   for (PluginProcess* p : {a.get(), b.get()}) {
     ApiserverKmsClient client(p->grpc_target());
-    ROT_ASSIGN_OR_FAIL(v2::StatusResponse st, client.Status());
+    ITEST_ASSIGN_OR_FAIL(v2::StatusResponse st, client.Status());
     EXPECT_EQ(st.key_id(), new_id);
     EXPECT_EQ(st.healthz(), "ok");
-    ROT_ASSIGN_OR_FAIL(v2::EncryptResponse enc, client.Encrypt(*RandomBytes(32)));
+    ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc, client.Encrypt(*RandomBytes(32)));
     EXPECT_THAT(ValidateEncryptResponse(enc, new_id), IsOk());
   }
   EXPECT_THAT(run.err, HasSubstr("kms-plugin reencrypt"));
@@ -349,8 +335,8 @@ TEST_P(RotateIntegrationTest, RotateKekConvergesBothPluginsLongBeforeTheirOneMin
 TEST_P(RotateIntegrationTest, ThreeRotationsWithRestartsKeepEveryCiphertextReadableOnBothNodes) {
   constexpr int kRotations = 3;
   constexpr int kChecksBetweenSteps = 50;
-  ROT_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
-  ROT_ASSIGN_OR_FAIL(auto b, StartPlugin("b"));
+  ITEST_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
+  ITEST_ASSIGN_OR_FAIL(auto b, StartPlugin("b"));
   std::vector<std::string> key_ids = {KeyIdOf(*a)};
   ASSERT_EQ(KeyIdOf(*b), key_ids[0]);
 
@@ -395,7 +381,7 @@ TEST_P(RotateIntegrationTest, ThreeRotationsWithRestartsKeepEveryCiphertextReada
       ASSERT_TRUE(exit.ok() && exit->exited && exit->code == 0)
           << node << ": " << (exit.ok() ? exit->ToString() : exit.status().ToString());
       p->reset();
-      ROT_ASSIGN_OR_FAIL(*p, StartPlugin(node));
+      ITEST_ASSIGN_OR_FAIL(*p, StartPlugin(node));
       EXPECT_EQ(KeyIdOf(**p), new_id) << node << " after its restart";
       checkers.WaitForChecks(kChecksBetweenSteps);
     }
@@ -439,8 +425,8 @@ TEST_P(RotateIntegrationTest, ThreeRotationsWithRestartsKeepEveryCiphertextReada
 }
 
 TEST_P(RotateIntegrationTest, DataKeyRotationKeepsTheKeyIdAndSaysThereIsNothingToReencrypt) {
-  ROT_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
-  ROT_ASSIGN_OR_FAIL(auto b, StartPlugin("b"));
+  ITEST_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
+  ITEST_ASSIGN_OR_FAIL(auto b, StartPlugin("b"));
   const std::string id = KeyIdOf(*a);
   RotateRun run = Rotate({"--socket", Listen("a"), "--socket", Listen("b")});
   ASSERT_TRUE(run.exit.exited && run.exit.code == 0) << run.out << run.err;
@@ -452,7 +438,7 @@ TEST_P(RotateIntegrationTest, DataKeyRotationKeepsTheKeyIdAndSaysThereIsNothingT
 }
 
 TEST_P(RotateIntegrationTest, APluginThatIsDownMakesRotateFailClearlyAndChangeNothing) {
-  ROT_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
+  ITEST_ASSIGN_OR_FAIL(auto a, StartPlugin("a"));
   const std::string id = KeyIdOf(*a);
   ASSERT_EQ(BackendRotations(), 0);
   RotateRun run =

@@ -21,27 +21,24 @@
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_kes.h"
 #include "tests/matchers.h"
+#include "tests/plugin/envelope_service_fixture.h"
 
 namespace kmsplugin {
 namespace {
 
+using ::kmsplugin::testing::EnvelopeServiceFixture;
 using ::kmsplugin::testing::FakeClock;
-using ::kmsplugin::testing::FakeKes;
 using ::kmsplugin::testing::IsOk;
 using ::kmsplugin::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::Not;
 
-class KeyTrackingTest : public ::testing::Test {
+// The shared fixture, with the service refreshed once (key_id = KEK version 1) by every Make().
+class KeyTrackingTest : public EnvelopeServiceFixture {
  protected:
-  void SetUp() override { Make(EnvelopeOptions{}); }
-
-  void Make(const EnvelopeOptions& options) {
-    auto kes = std::make_unique<FakeKes>();
-    kes_ = kes.get();
-    auto svc = EnvelopeService::Create(options, std::move(kes), &clock_);
-    ASSERT_TRUE(svc.ok()) << svc.status();
-    svc_ = std::move(*svc);
+  void Make(const EnvelopeOptions& options) override {
+    EnvelopeServiceFixture::Make(options);
+    if (HasFatalFailure()) return;
     ASSERT_THAT(svc_->Refresh(Ctx()), IsOk());
     ASSERT_EQ(svc_->Status().key_id, kes_->KekId(1));
   }
@@ -63,10 +60,6 @@ class KeyTrackingTest : public ::testing::Test {
     }
     return enc->key_id;
   }
-
-  FakeClock clock_;
-  FakeKes* kes_ = nullptr;
-  std::unique_ptr<EnvelopeService> svc_;
 };
 
 TEST_F(KeyTrackingTest, TransientProbeErrorsNeverChangeKeyId) {
