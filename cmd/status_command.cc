@@ -2,7 +2,6 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -12,9 +11,8 @@
 #include "cmd/commands.h"
 #include "cmd/flags.h"
 #include "nlohmann/json.hpp"
-#include "plugin/channel.h"
+#include "plugin/kms_v2_client.h"
 #include "plugin/listen_address.h"
-#include "proto/kmsv2/api.grpc.pb.h"
 
 namespace kmsplugin {
 namespace {
@@ -43,28 +41,25 @@ int RunStatus(const StatusFlags& flags) {
       return 2;
     }
   }
-  auto channel = DialUnixSocket(flags.socket);
-  if (!channel.ok()) {
-    std::cerr << "kms-plugin status: " << channel.status().message() << "\n";
+  // No WaitForReady: a probe reports at once that nothing listens.
+  auto client = KmsV2Client::Dial(flags.socket, {flags.timeout, /*wait_for_ready=*/false});
+  if (!client.ok()) {
+    std::cerr << "kms-plugin status: " << client.status().message() << "\n";
     return 2;
   }
-  auto stub = v2::KeyManagementService::NewStub(*channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + flags.timeout));
-  v2::StatusRequest request;
-  v2::StatusResponse response;
-  grpc::Status st = stub->Status(&ctx, request, &response);
-  if (!st.ok()) {
-    std::cerr << "kms-plugin status: Status call on " << flags.socket << " failed: "
-              << st.error_message() << " (code " << st.error_code() << ")\n";
+  absl::StatusOr<v2::StatusResponse> response = (*client)->Status();
+  if (!response.ok()) {
+    std::cerr << "kms-plugin status: Status call on " << flags.socket
+              << " failed: " << response.status().message() << " (code "
+              << static_cast<int>(response.status().code()) << ")\n";
     return 1;
   }
   nlohmann::ordered_json out;
-  out["version"] = response.version();
-  out["healthz"] = response.healthz();
-  out["key_id"] = response.key_id();
+  out["version"] = response->version();
+  out["healthz"] = response->healthz();
+  out["key_id"] = response->key_id();
   std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
-  return response.healthz() == "ok" ? 0 : 1;
+  return response->healthz() == "ok" ? 0 : 1;
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "grpcpp/security/auth_context.h"
-#include "plugin/grpc_service.h"
+#include "plugin/grpc_status.h"
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin {

@@ -34,12 +34,6 @@ struct KmsV2GrpcService::Methods {
   DecryptCall::Method decrypt;
 };
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(ToStd(status.message())));
-}
-
 CallContext ServerCallContext(const grpc::ServerContext& context, std::string uid) {
   auto deadline = context.deadline();
   absl::Duration left = kMaxCallTime;

@@ -21,13 +21,11 @@
 #include "plugin/async_call.h"
 #include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
+#include "plugin/grpc_status.h"
 #include "plugin/metrics.h"
 #include "proto/kmsv2/api.grpc.pb.h"
 
 namespace kmsplugin {
-
-// Maps an absl::Status to a grpc::Status with the same code and message.
-grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // The CallContext of a server call: its deadline (a missing one gets a bounded default, so a
 // backend call never hangs) and the request uid.

@@ -15,11 +15,6 @@ KeyRefresher::~KeyRefresher() { Stop(); }
 
 void KeyRefresher::Start() { thread_ = std::thread([this] { Run(); }); }
 
-void KeyRefresher::Nudge() {
-  absl::MutexLock lock(&mu_);
-  nudged_ = true;
-}
-
 void KeyRefresher::Stop() {
   {
     absl::MutexLock lock(&mu_);
@@ -33,10 +28,8 @@ void KeyRefresher::Run() {
     absl::Status st = service_->Refresh(CallContext::WithTimeout(call_timeout_, "key-refresher"));
     absl::Duration wait = st.ok() ? interval_ : retry_interval_;
     absl::MutexLock lock(&mu_);
-    auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || nudged_; };
-    mu_.AwaitWithTimeout(absl::Condition(&woken), wait);
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), wait);
     if (stop_) return;
-    nudged_ = false;
   }
 }
 

@@ -1,6 +1,5 @@
 // KeyRefresher: the background thread that keeps EnvelopeService fresh. It calls Refresh()
-// every `interval` (after a failure every min(interval, retry_interval)), and at once when
-// Nudge() is called (the admin endpoint's "refresh now").
+// every `interval` (after a failure every min(interval, retry_interval)).
 //
 // Thread-safe. The destructor stops and joins the thread.
 #ifndef KMSP_PLUGIN_KEY_REFRESHER_H_
@@ -25,8 +24,6 @@ class KeyRefresher {
 
   // Starts the thread (the first refresh runs immediately).
   void Start();
-  // Wakes the thread for an immediate refresh.
-  void Nudge();
   // Stops and joins; idempotent.
   void Stop();
 
@@ -39,7 +36,6 @@ class KeyRefresher {
   const absl::Duration call_timeout_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  bool nudged_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -78,8 +78,8 @@ class ContainerCredentialsProvider final : public CredentialsProvider {
 // NOT_FOUND when AWS_EC2_METADATA_DISABLED=true (both variables compared case-insensitively, as
 // botocore does). The session token is cached until a minute before its TTL ends; one that IMDS
 // rejects (401) is replaced once and the request sent again. Credentials that IMDS hands back
-// already inside the refresh window get a local expiry pushed 15 minutes out (botocore's "static
-// stability"), so a degraded IMDS does not stop the plugin.
+// already inside the 15-minute refresh window get a local expiry pushed 20 minutes out (botocore's
+// "static stability"), so a degraded IMDS does not stop the plugin.
 class ImdsCredentialsProvider final : public CredentialsProvider {
  public:
   ImdsCredentialsProvider(EnvLookup env, HttpClient* http, const Clock* clock)

@@ -7,18 +7,20 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "plugin/grpc_status.h"
 
 namespace kmsplugin::testing {
 namespace {
 
-absl::Status FromGrpc(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
 void PrepareContext(grpc::ClientContext& ctx, absl::Duration timeout) {
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   ctx.set_wait_for_ready(true);
+}
+
+KmsV2ClientOptions ClientOptions(absl::Duration timeout) {
+  KmsV2ClientOptions options;
+  options.timeout = timeout;
+  return options;
 }
 
 }  // namespace
@@ -42,42 +44,21 @@ std::shared_ptr<grpc::Channel> NewApiserverChannel(const std::string& target) {
 ApiserverKmsClient::ApiserverKmsClient(std::string target, absl::Duration timeout)
     : target_(std::move(target)),
       timeout_(timeout),
-      channel_(NewApiserverChannel(target_)),
-      stub_(v2::KeyManagementService::NewStub(channel_)),
-      generic_stub_(std::make_unique<grpc::GenericStub>(channel_)) {}
+      client_(NewApiserverChannel(target_), ClientOptions(timeout)),
+      generic_stub_(std::make_unique<grpc::GenericStub>(client_.channel())) {}
 
 ApiserverKmsClient::~ApiserverKmsClient() = default;
 
-absl::StatusOr<v2::StatusResponse> ApiserverKmsClient::Status() {
-  grpc::ClientContext ctx;
-  PrepareContext(ctx, timeout_);
-  v2::StatusRequest req;
-  v2::StatusResponse resp;
-  grpc::Status s = stub_->Status(&ctx, req, &resp);
-  if (!s.ok()) return FromGrpc(s);
-  return resp;
-}
+absl::StatusOr<v2::StatusResponse> ApiserverKmsClient::Status() { return client_.Status(); }
 
 absl::StatusOr<v2::EncryptResponse> ApiserverKmsClient::Encrypt(std::string_view plaintext) {
-  grpc::ClientContext ctx;
-  PrepareContext(ctx, timeout_);
   v2::EncryptRequest req;
-  req.set_plaintext(std::string(plaintext));
-  req.set_uid(NewUuid());
-  v2::EncryptResponse resp;
-  grpc::Status s = stub_->Encrypt(&ctx, req, &resp);
-  if (!s.ok()) return FromGrpc(s);
-  return resp;
+  req.set_plaintext(std::string(plaintext));  // The client fills in a fresh uid.
+  return client_.Encrypt(std::move(req));
 }
 
 absl::StatusOr<v2::DecryptResponse> ApiserverKmsClient::Decrypt(v2::DecryptRequest request) {
-  if (request.uid().empty()) request.set_uid(NewUuid());
-  grpc::ClientContext ctx;
-  PrepareContext(ctx, timeout_);
-  v2::DecryptResponse resp;
-  grpc::Status s = stub_->Decrypt(&ctx, request, &resp);
-  if (!s.ok()) return FromGrpc(s);
-  return resp;
+  return client_.Decrypt(std::move(request));
 }
 
 v2::DecryptRequest ApiserverKmsClient::DecryptRequestFor(const v2::EncryptResponse& encrypted) {
@@ -111,7 +92,7 @@ absl::StatusOr<std::string> ApiserverKmsClient::CallRaw(std::string_view method,
                              done.Notify();
                            });
   done.WaitForNotification();
-  if (!result.ok()) return FromGrpc(result);
+  if (!result.ok()) return FromGrpcStatus(result);
   std::vector<grpc::Slice> slices;
   if (!response.Dump(&slices).ok()) return absl::InternalError("cannot read the raw reply");
   std::string out;

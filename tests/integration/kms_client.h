@@ -1,10 +1,11 @@
-// ApiserverKmsClient: a KMS v2 gRPC client that behaves like kube-apiserver's
-// (kmsv2-contract.md §1.3, §2.3): one long-lived plaintext HTTP/2 connection over a unix socket,
-// :authority "localhost", a per-call deadline (3 s by default) with WaitForReady(true), and a
-// fresh random UUIDv4 `uid` in every Encrypt and Decrypt request.
+// ApiserverKmsClient: the plugin's KMS v2 client (plugin/kms_v2_client.h: a per-call deadline,
+// 3 s by default, WaitForReady(true), a fresh UUIDv4 uid) over a channel of its own that behaves
+// like kube-apiserver's (kmsv2-contract.md §1.3): one long-lived plaintext HTTP/2 connection over
+// a unix socket, :authority "localhost". Adds test helpers: round trips and raw calls.
 //
-// Replies come back as absl::Status (same codes as gRPC) so tests can use tests/matchers.h.
-// Thread-safe: calls may be made concurrently from several threads, as the apiserver does.
+// Replies come back as absl::Status (same codes as gRPC, the plugin's message as is) so tests can
+// use tests/matchers.h. Thread-safe: calls may be made concurrently from several threads, as the
+// apiserver does.
 #ifndef KMSP_TESTS_INTEGRATION_KMS_CLIENT_H_
 #define KMSP_TESTS_INTEGRATION_KMS_CLIENT_H_
 
@@ -17,6 +18,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "plugin/kms_v2_client.h"
 #include "proto/kmsv2/api.grpc.pb.h"
 
 namespace kmsplugin::testing {
@@ -50,13 +52,12 @@ class ApiserverKmsClient {
   absl::StatusOr<std::string> CallRaw(std::string_view method, std::string_view request_bytes);
 
   const std::string& target() const { return target_; }
-  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return client_.channel(); }
 
  private:
   std::string target_;
   absl::Duration timeout_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v2::KeyManagementService::Stub> stub_;
+  KmsV2Client client_;
   std::unique_ptr<grpc::GenericStub> generic_stub_;
 };
 

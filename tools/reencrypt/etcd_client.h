@@ -89,8 +89,9 @@ struct EtcdClientOptions {
 };
 
 // INVALID_ARGUMENT for no endpoints, a malformed endpoint, or cert without key (or vice versa);
-// NOT_FOUND / UNAVAILABLE when a TLS file cannot be read, INVALID_ARGUMENT when one is over
-// 1 MiB (TLS files go through kms/secret_file.h). Connects lazily.
+// NOT_FOUND, FAILED_PRECONDITION (a symlink not allowed, not a regular file, another owner) or
+// UNAVAILABLE when a TLS file cannot be read, INVALID_ARGUMENT when one is over 1 MiB (TLS files
+// go through kms/secret_file.h). Connects lazily.
 absl::StatusOr<std::unique_ptr<EtcdClient>> CreateGrpcEtcdClient(const EtcdClientOptions& options);
 
 }  // namespace kmsplugin::reencrypt

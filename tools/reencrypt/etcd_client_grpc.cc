@@ -9,6 +9,7 @@
 #include "crypto/secret_bytes.h"
 #include "fmt/format.h"
 #include "kms/secret_file.h"
+#include "plugin/grpc_status.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "tools/reencrypt/etcd_client.h"
 #include "tools/reencrypt/etcd_response.h"
@@ -17,10 +18,8 @@ namespace kmsplugin::reencrypt {
 namespace {
 
 absl::Status FromGrpc(const grpc::Status& s, std::string_view endpoint, std::string_view method) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      ToAbsl(fmt::format("etcd {} {}: {}", Printable(endpoint), method,
-                                         Printable(s.error_message(), 512))));
+  return AnnotatePeerError(FromGrpcStatus(s),
+                           fmt::format("etcd {} {}", Printable(endpoint), method));
 }
 
 // TLS files through the one secret-file reader (the client key is a secret; one reader for all).

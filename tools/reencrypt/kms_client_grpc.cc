@@ -1,5 +1,5 @@
-// gRPC implementations of KmsV2Client and KmsV1Client (kms_client.h). The only file of the tool,
-// with etcd_client_grpc.cc, that includes <grpcpp/...>.
+// gRPC implementations of KmsV2Client (over the plugin's KMS v2 client) and KmsV1Client
+// (kms_client.h). The only file of the tool, with etcd_client_grpc.cc, that includes <grpcpp/...>.
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -9,20 +9,19 @@
 #include "base/status.h"
 #include "fmt/format.h"
 #include "plugin/channel.h"
+#include "plugin/grpc_status.h"
+#include "plugin/kms_v2_client.h"
 #include "plugin/listen_address.h"
-#include "proto/kmsv2/api.grpc.pb.h"
 #include "tools/reencrypt/kms_client.h"
 #include "tools/reencrypt/kmsv1/api.grpc.pb.h"
 
 namespace kmsplugin::reencrypt {
 namespace {
 
-absl::Status FromGrpc(const grpc::Status& s, std::string_view endpoint, std::string_view method) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(
-      static_cast<absl::StatusCode>(s.error_code()),
-      ToAbsl(fmt::format("KMS plugin {} {}: {}", Printable(endpoint), method,
-                         Printable(s.error_message(), 512))));
+// A plugin's error, with the endpoint and the method in front of its (sanitised) message.
+absl::Status PluginError(const absl::Status& s, std::string_view endpoint,
+                         std::string_view method) {
+  return AnnotatePeerError(s, fmt::format("KMS plugin {} {}", Printable(endpoint), method));
 }
 
 void PrepareContext(grpc::ClientContext* ctx, absl::Duration timeout) {
@@ -30,60 +29,48 @@ void PrepareContext(grpc::ClientContext* ctx, absl::Duration timeout) {
   ctx->set_wait_for_ready(true);
 }
 
+// KMS v2 through the plugin's own client (plugin/kms_v2_client.h), with the apiserver's defaults.
 class GrpcKmsV2Client final : public KmsV2Client {
  public:
-  GrpcKmsV2Client(std::string endpoint, std::shared_ptr<grpc::Channel> channel,
-                  absl::Duration timeout)
-      : endpoint_(std::move(endpoint)),
-        stub_(v2::KeyManagementService::NewStub(std::move(channel))),
-        timeout_(timeout) {}
+  GrpcKmsV2Client(std::string endpoint, std::unique_ptr<::kmsplugin::KmsV2Client> client)
+      : endpoint_(std::move(endpoint)), client_(std::move(client)) {}
 
   absl::StatusOr<KmsV2Status> Status() override {
-    grpc::ClientContext ctx;
-    PrepareContext(&ctx, timeout_);
-    v2::StatusRequest req;
-    v2::StatusResponse resp;
-    KMSP_RETURN_IF_ERROR(FromGrpc(stub_->Status(&ctx, req, &resp), endpoint_, "Status"));
-    return KmsV2Status{resp.version(), resp.healthz(), resp.key_id()};
+    absl::StatusOr<v2::StatusResponse> resp = client_->Status();
+    KMSP_RETURN_IF_ERROR(PluginError(resp.status(), endpoint_, "Status"));
+    return KmsV2Status{resp->version(), resp->healthz(), resp->key_id()};
   }
 
   absl::StatusOr<KmsV2EncryptResult> Encrypt(const SecretBytes& plaintext,
                                              std::string_view uid) override {
-    grpc::ClientContext ctx;
-    PrepareContext(&ctx, timeout_);
     v2::EncryptRequest req;
     req.set_plaintext(std::string(plaintext.Reveal()));
     req.set_uid(std::string(uid));
-    v2::EncryptResponse resp;
-    grpc::Status s = stub_->Encrypt(&ctx, req, &resp);
-    WipeString(*req.mutable_plaintext());
-    KMSP_RETURN_IF_ERROR(FromGrpc(s, endpoint_, "Encrypt"));
+    absl::StatusOr<v2::EncryptResponse> resp = client_->Encrypt(std::move(req));
+    KMSP_RETURN_IF_ERROR(PluginError(resp.status(), endpoint_, "Encrypt"));
     KmsV2EncryptResult out;
-    out.ciphertext = resp.ciphertext();
-    out.key_id = resp.key_id();
-    for (const auto& [k, v] : resp.annotations()) out.annotations[k] = v;
+    out.ciphertext = resp->ciphertext();
+    out.key_id = resp->key_id();
+    for (const auto& [k, v] : resp->annotations()) out.annotations[k] = v;
     return out;
   }
 
   absl::StatusOr<SecretBytes> Decrypt(std::string_view ciphertext, std::string_view key_id,
                                       const std::map<std::string, std::string>& annotations,
                                       std::string_view uid) override {
-    grpc::ClientContext ctx;
-    PrepareContext(&ctx, timeout_);
     v2::DecryptRequest req;
     req.set_ciphertext(std::string(ciphertext));
     req.set_key_id(std::string(key_id));
     req.set_uid(std::string(uid));
     for (const auto& [k, v] : annotations) (*req.mutable_annotations())[k] = v;
-    v2::DecryptResponse resp;
-    KMSP_RETURN_IF_ERROR(FromGrpc(stub_->Decrypt(&ctx, req, &resp), endpoint_, "Decrypt"));
-    return SecretBytes::TakeFrom(*resp.mutable_plaintext());
+    absl::StatusOr<v2::DecryptResponse> resp = client_->Decrypt(std::move(req));
+    KMSP_RETURN_IF_ERROR(PluginError(resp.status(), endpoint_, "Decrypt"));
+    return SecretBytes::TakeFrom(*resp->mutable_plaintext());
   }
 
  private:
   const std::string endpoint_;
-  std::unique_ptr<v2::KeyManagementService::Stub> stub_;
-  const absl::Duration timeout_;
+  const std::unique_ptr<::kmsplugin::KmsV2Client> client_;
 };
 
 constexpr char kV1Version[] = "v1beta1";
@@ -106,7 +93,7 @@ class GrpcKmsV1Client final : public KmsV1Client {
     v1beta1::EncryptResponse resp;
     grpc::Status s = stub_->Encrypt(&ctx, req, &resp);
     WipeString(*req.mutable_plain());
-    KMSP_RETURN_IF_ERROR(FromGrpc(s, endpoint_, "v1beta1 Encrypt"));
+    KMSP_RETURN_IF_ERROR(PluginError(FromGrpcStatus(s), endpoint_, "v1beta1 Encrypt"));
     return resp.cipher();
   }
 
@@ -118,7 +105,8 @@ class GrpcKmsV1Client final : public KmsV1Client {
     req.set_version(kV1Version);
     req.set_cipher(std::string(ciphertext));
     v1beta1::DecryptResponse resp;
-    KMSP_RETURN_IF_ERROR(FromGrpc(stub_->Decrypt(&ctx, req, &resp), endpoint_, "v1beta1 Decrypt"));
+    KMSP_RETURN_IF_ERROR(PluginError(FromGrpcStatus(stub_->Decrypt(&ctx, req, &resp)), endpoint_,
+                                     "v1beta1 Decrypt"));
     return SecretBytes::TakeFrom(*resp.mutable_plain());
   }
 
@@ -131,7 +119,8 @@ class GrpcKmsV1Client final : public KmsV1Client {
     v1beta1::VersionRequest req;
     req.set_version(kV1Version);
     v1beta1::VersionResponse resp;
-    KMSP_RETURN_IF_ERROR(FromGrpc(stub_->Version(&ctx, req, &resp), endpoint_, "v1beta1 Version"));
+    KMSP_RETURN_IF_ERROR(PluginError(FromGrpcStatus(stub_->Version(&ctx, req, &resp)), endpoint_,
+                                     "v1beta1 Version"));
     if (resp.version() != kV1Version) {
       return absl::FailedPreconditionError(
           fmt::format("KMS plugin {} speaks version \"{}\", want \"{}\"", Printable(endpoint_),
@@ -165,9 +154,12 @@ absl::StatusOr<std::unique_ptr<KmsV2Client>> CreateGrpcKmsV2Client(std::string_v
                                                                    absl::Duration timeout) {
   KMSP_RETURN_IF_ERROR(KmsEndpointToGrpcTarget(endpoint).status());
   if (timeout <= absl::ZeroDuration()) return absl::InvalidArgumentError("KMS timeout must be > 0");
-  KMSP_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, DialUnixSocket(endpoint));
+  KmsV2ClientOptions options;
+  options.timeout = timeout;
+  KMSP_ASSIGN_OR_RETURN(std::unique_ptr<::kmsplugin::KmsV2Client> client,
+                        ::kmsplugin::KmsV2Client::Dial(endpoint, options));
   return std::unique_ptr<KmsV2Client>(
-      new GrpcKmsV2Client(std::string(endpoint), std::move(channel), timeout));
+      new GrpcKmsV2Client(std::string(endpoint), std::move(client)));
 }
 
 absl::StatusOr<std::unique_ptr<KmsV1Client>> CreateGrpcKmsV1Client(std::string_view endpoint,

@@ -1,4 +1,5 @@
-// The gRPC PluginClient: v2.KeyManagementService on the KMS socket, kmsplugin.admin.v1.Admin on
+// The gRPC PluginClient: v2.KeyManagementService on the KMS socket (plugin/kms_v2_client.h,
+// without WaitForReady: UNAVAILABLE at once when nothing listens), kmsplugin.admin.v1.Admin on
 // the admin socket, both dialled as kube-apiserver dials (plugin/channel.h).
 #include <chrono>
 #include <string>
@@ -8,9 +9,10 @@
 #include "fmt/format.h"
 #include "grpcpp/grpcpp.h"
 #include "plugin/channel.h"
+#include "plugin/grpc_status.h"
+#include "plugin/kms_v2_client.h"
 #include "plugin/listen_address.h"
 #include "proto/admin/admin.grpc.pb.h"
-#include "proto/kmsv2/api.grpc.pb.h"
 #include "tools/rotate/plugin_client.h"
 
 namespace kmsplugin::rotate {
@@ -18,14 +20,15 @@ namespace {
 
 namespace admin = ::kmsplugin::admin::v1;
 
-absl::Status FromGrpc(const grpc::Status& s, std::string_view what, std::string_view socket) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      fmt::format("{} on {}: {}", what, socket, s.error_message()));
-}
-
 void SetDeadline(grpc::ClientContext& ctx, absl::Duration timeout) {
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+// Every call passes its own timeout.
+KmsV2ClientOptions NoWaitForReady() {
+  KmsV2ClientOptions options;
+  options.wait_for_ready = false;
+  return options;
 }
 
 PluginState FromReport(const admin::ReportResponse& r) {
@@ -46,7 +49,7 @@ class GrpcPluginClient final : public PluginClient {
   GrpcPluginClient(PluginAddress address, std::shared_ptr<grpc::Channel> kms,
                    std::shared_ptr<grpc::Channel> admin)
       : address_(std::move(address)),
-        kms_(v2::KeyManagementService::NewStub(kms)),
+        kms_(std::move(kms), NoWaitForReady()),
         admin_(admin::Admin::NewStub(admin)) {}
 
   absl::StatusOr<PluginState> Report(absl::Duration timeout) override {
@@ -66,45 +69,36 @@ class GrpcPluginClient final : public PluginClient {
   }
 
   absl::StatusOr<KmsStatus> Status(absl::Duration timeout) override {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, timeout);
-    v2::StatusResponse response;
-    KMSP_RETURN_IF_ERROR(
-        FromGrpc(kms_->Status(&ctx, v2::StatusRequest(), &response), "Status", address_.socket));
-    return KmsStatus{response.version(), response.healthz(), response.key_id()};
+    absl::StatusOr<v2::StatusResponse> response = kms_.Status(timeout);
+    KMSP_RETURN_IF_ERROR(AnnotateKms(response.status(), "Status"));
+    return KmsStatus{response->version(), response->healthz(), response->key_id()};
   }
 
   absl::StatusOr<Ciphertext> Encrypt(std::string_view plaintext, std::string_view uid,
                                      absl::Duration timeout) override {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, timeout);
     v2::EncryptRequest request;
     request.set_plaintext(std::string(plaintext));
     request.set_uid(std::string(uid));
-    v2::EncryptResponse response;
-    KMSP_RETURN_IF_ERROR(
-        FromGrpc(kms_->Encrypt(&ctx, request, &response), "Encrypt", address_.socket));
+    absl::StatusOr<v2::EncryptResponse> response = kms_.Encrypt(std::move(request), timeout);
+    KMSP_RETURN_IF_ERROR(AnnotateKms(response.status(), "Encrypt"));
     Ciphertext out;
-    out.ciphertext = response.ciphertext();
-    out.key_id = response.key_id();
-    for (const auto& [k, v] : response.annotations()) out.annotations.emplace(k, v);
+    out.ciphertext = response->ciphertext();
+    out.key_id = response->key_id();
+    for (const auto& [k, v] : response->annotations()) out.annotations.emplace(k, v);
     return out;
   }
 
   absl::StatusOr<SecretBytes> Decrypt(const Ciphertext& ciphertext, std::string_view uid,
                                       absl::Duration timeout) override {
-    grpc::ClientContext ctx;
-    SetDeadline(ctx, timeout);
     v2::DecryptRequest request;
     request.set_ciphertext(ciphertext.ciphertext);
     request.set_key_id(ciphertext.key_id);
     request.set_uid(std::string(uid));
     for (const auto& [k, v] : ciphertext.annotations) (*request.mutable_annotations())[k] = v;
-    v2::DecryptResponse response;
-    KMSP_RETURN_IF_ERROR(
-        FromGrpc(kms_->Decrypt(&ctx, request, &response), "Decrypt", address_.socket));
+    absl::StatusOr<v2::DecryptResponse> response = kms_.Decrypt(std::move(request), timeout);
+    KMSP_RETURN_IF_ERROR(AnnotateKms(response.status(), "Decrypt"));
     // protobuf keeps its own copy we cannot wipe (docs/style.md); we add none beyond this one.
-    return SecretBytes::TakeFrom(*response.mutable_plaintext());
+    return SecretBytes::TakeFrom(*response->mutable_plaintext());
   }
 
  private:
@@ -115,12 +109,17 @@ class GrpcPluginClient final : public PluginClient {
     SetDeadline(ctx, timeout);
     admin::ReportResponse response;
     KMSP_RETURN_IF_ERROR(
-        FromGrpc((admin_.get()->*method)(&ctx, request, &response), what, address_.admin_socket));
+        AnnotatePeerError(FromGrpcStatus((admin_.get()->*method)(&ctx, request, &response)),
+                          fmt::format("{} on {}", what, address_.admin_socket)));
     return FromReport(response);
   }
 
+  absl::Status AnnotateKms(const absl::Status& status, std::string_view what) const {
+    return AnnotatePeerError(status, fmt::format("{} on {}", what, address_.socket));
+  }
+
   const PluginAddress address_;
-  std::unique_ptr<v2::KeyManagementService::Stub> kms_;
+  const KmsV2Client kms_;
   std::unique_ptr<admin::Admin::Stub> admin_;
 };
 
