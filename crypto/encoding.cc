@@ -82,7 +82,7 @@ absl::StatusOr<std::string> Base64Decode(std::string_view b64) {
 
 absl::StatusOr<SecretBytes> Base64DecodeSecret(std::string_view b64) {
   SecretBytes buf(b64.size() / 4 * 3 + 3);
-  auto n = DecodeBase64Into(b64, buf.MutableData());
+  auto n = DecodeBase64Into(b64, buf.RevealMutable());
   if (!n.ok()) return n.status();
   return SecretBytes::CopyFrom(buf.Reveal().substr(0, *n));
 }

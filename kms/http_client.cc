@@ -258,7 +258,7 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
     api_.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
     api_.easy_setopt(
         h, CURLOPT_POSTFIELDS,
-        request.body.empty() ? "" : reinterpret_cast<const char*>(request.body.data()));
+        request.body.empty() ? "" : request.body.Reveal().data());
     if (request.method == "PUT") api_.easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
   } else {
     return absl::InvalidArgumentError(fmt::format("unsupported HTTP method {}", request.method));

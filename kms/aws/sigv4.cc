@@ -121,7 +121,7 @@ std::string PercentDecode(std::string_view s) {
 class SecretBuilder {
  public:
   void Append(std::string_view s) {
-    if (writing_) std::memcpy(out_.MutableData() + pos_, s.data(), s.size());
+    if (writing_) std::memcpy(out_.RevealMutable() + pos_, s.data(), s.size());
     pos_ += s.size();
   }
   void Push(char c) { Append(std::string_view(&c, 1)); }
@@ -315,8 +315,8 @@ absl::StatusOr<SigV4Result> SignV4(const SigV4Request& request, const AwsCredent
 
   // Signing key chain; every intermediate is secret.
   SecretBytes k_secret(4 + credentials.secret_access_key.size());
-  std::memcpy(k_secret.MutableData(), "AWS4", 4);
-  std::memcpy(k_secret.MutableData() + 4, credentials.secret_access_key.data(),
+  std::memcpy(k_secret.RevealMutable(), "AWS4", 4);
+  std::memcpy(k_secret.RevealMutable() + 4, credentials.secret_access_key.Reveal().data(),
               credentials.secret_access_key.size());
   KMSP_ASSIGN_OR_RETURN(SecretBytes k_date, HmacSha256(k_secret, date));
   KMSP_ASSIGN_OR_RETURN(SecretBytes k_region, HmacSha256(k_date, options.region));
