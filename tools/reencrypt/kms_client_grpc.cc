@@ -10,9 +10,9 @@
 #include "fmt/format.h"
 #include "plugin/channel.h"
 #include "plugin/listen_address.h"
+#include "proto/kmsv1/api.grpc.pb.h"
 #include "proto/kmsv2/api.grpc.pb.h"
 #include "tools/reencrypt/kms_client.h"
-#include "tools/reencrypt/kmsv1/api.grpc.pb.h"
 
 namespace kmsplugin::reencrypt {
 namespace {
