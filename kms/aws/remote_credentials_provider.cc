@@ -22,9 +22,7 @@ absl::StatusOr<SecretBytes> ReadTokenFile(const std::string& path, std::string_v
         fmt::format("{} token file {} cannot be read", what, Printable(path)));
   }
   std::string text = std::move(*read);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
-    text.pop_back();
-  }
+  absl::StripTrailingAsciiWhitespace(&text);  // In place: no copy of the token.
   if (text.empty()) {
     return absl::UnavailableError(fmt::format("{} token file {} is empty", what, Printable(path)));
   }
