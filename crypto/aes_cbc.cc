@@ -12,6 +12,7 @@ namespace kmsplugin {
 namespace {
 
 using internal::SslUniquePtr;
+using internal::U8;
 
 const EVP_CIPHER* CbcCipherForKeySize(size_t size) {
   switch (size) {
@@ -24,10 +25,6 @@ const EVP_CIPHER* CbcCipherForKeySize(size_t size) {
     default:
       return nullptr;
   }
-}
-
-const unsigned char* U8(std::string_view s) {
-  return reinterpret_cast<const unsigned char*>(s.data());
 }
 
 }  // namespace
@@ -47,7 +44,7 @@ absl::StatusOr<std::string> AesCbc::Encrypt(std::string_view plaintext) const {
   if (!iv.ok()) return iv.status();
   SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");
-  if (EVP_EncryptInit_ex(ctx.get(), CbcCipherForKeySize(key_.size()), nullptr, key_.data(),
+  if (EVP_EncryptInit_ex(ctx.get(), CbcCipherForKeySize(key_.size()), nullptr, U8(key_.Reveal()),
                          U8(*iv)) != 1) {
     return absl::InternalError("AES-CBC encrypt init: " + internal::SslErrorString());
   }
@@ -84,19 +81,19 @@ absl::StatusOr<SecretBytes> AesCbc::Decrypt(std::string_view iv_and_ciphertext) 
   std::string_view ct = iv_and_ciphertext.substr(kIvSize);
   SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");
-  if (EVP_DecryptInit_ex(ctx.get(), CbcCipherForKeySize(key_.size()), nullptr, key_.data(),
+  if (EVP_DecryptInit_ex(ctx.get(), CbcCipherForKeySize(key_.size()), nullptr, U8(key_.Reveal()),
                          U8(iv)) != 1) {
     return absl::InternalError("AES-CBC decrypt init: " + internal::SslErrorString());
   }
   // OpenSSL may write up to one extra block during Update; size the buffer for it.
   SecretBytes buf(ct.size() + kBlockSize);
   int len = 0;
-  if (EVP_DecryptUpdate(ctx.get(), buf.MutableData(), &len, U8(ct), static_cast<int>(ct.size())) !=
+  if (EVP_DecryptUpdate(ctx.get(), buf.RevealMutable(), &len, U8(ct), static_cast<int>(ct.size())) !=
       1) {
     return absl::InternalError("AES-CBC decrypt: " + internal::SslErrorString());
   }
   int written = len;
-  if (EVP_DecryptFinal_ex(ctx.get(), buf.MutableData() + written, &len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx.get(), buf.RevealMutable() + written, &len) != 1) {
     internal::SslErrorString();
     return absl::InvalidArgumentError("AES-CBC padding is invalid (wrong key or corrupt data)");
   }

@@ -15,6 +15,7 @@ namespace kmsplugin {
 namespace {
 
 using internal::SslUniquePtr;
+using internal::U8;
 
 // The ciphers, fetched from the default provider once: passing EVP_aes_256_gcm() to every
 // EVP_*Init_ex makes OpenSSL look the implementation up by name on each call.
@@ -38,13 +39,9 @@ const EVP_CIPHER* CipherForKeySize(size_t size) {
   }
 }
 
-const unsigned char* U8(std::string_view s) {
-  return reinterpret_cast<const unsigned char*>(s.data());
-}
-
 constexpr size_t kStateAlign = 16;
 
-unsigned char* Aligned(uint8_t* p) {
+unsigned char* Aligned(const void* p) {
   auto addr = reinterpret_cast<uintptr_t>(p);
   return reinterpret_cast<unsigned char*>((addr + kStateAlign - 1) & ~(kStateAlign - 1));
 }
@@ -64,15 +61,15 @@ absl::StatusOr<std::unique_ptr<AesGcm>> AesGcm::Create(SecretBytes key) {
   if (sodium) {
     aead->sodium_state_ = SecretBytes(sizeof(crypto_aead_aes256gcm_state) + kStateAlign);
     crypto_aead_aes256gcm_beforenm(
-        reinterpret_cast<crypto_aead_aes256gcm_state*>(Aligned(aead->sodium_state_.MutableData())),
-        aead->key_.data());
+        reinterpret_cast<crypto_aead_aes256gcm_state*>(Aligned(aead->sodium_state_.RevealMutable())),
+        U8(aead->key_.Reveal()));
   }
   return aead;
 }
 
 const unsigned char* AesGcm::SodiumState() const {
   if (sodium_state_.empty()) return nullptr;
-  return Aligned(const_cast<uint8_t*>(sodium_state_.data()));
+  return Aligned(sodium_state_.Reveal().data());
 }
 
 absl::StatusOr<std::string> AesGcm::Seal(std::string_view plaintext, std::string_view aad) const {
@@ -108,7 +105,7 @@ absl::StatusOr<std::string> AesGcm::SealDetached(std::string_view nonce,
   }
   SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");
-  if (EVP_EncryptInit_ex(ctx.get(), CipherForKeySize(key_.size()), nullptr, key_.data(),
+  if (EVP_EncryptInit_ex(ctx.get(), CipherForKeySize(key_.size()), nullptr, U8(key_.Reveal()),
                          U8(nonce)) != 1) {
     return absl::InternalError("AES-GCM encrypt init: " + internal::SslErrorString());
   }
@@ -149,7 +146,7 @@ absl::StatusOr<SecretBytes> AesGcm::OpenDetached(std::string_view nonce,
   if (const unsigned char* state = SodiumState()) {
     SecretBytes out(ct.size());
     if (crypto_aead_aes256gcm_decrypt_detached_afternm(
-            out.MutableData(), nullptr, U8(ct), ct.size(), U8(ct_and_tag.substr(ct.size())),
+            out.RevealMutable(), nullptr, U8(ct), ct.size(), U8(ct_and_tag.substr(ct.size())),
             U8(aad), aad.size(), U8(nonce),
             reinterpret_cast<const crypto_aead_aes256gcm_state*>(state)) != 0) {
       out.Clear();  // Never hand back unauthenticated plaintext.
@@ -160,7 +157,7 @@ absl::StatusOr<SecretBytes> AesGcm::OpenDetached(std::string_view nonce,
   std::string tag(ct_and_tag.substr(ct.size()));
   SslUniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return absl::InternalError("EVP_CIPHER_CTX_new failed");
-  if (EVP_DecryptInit_ex(ctx.get(), CipherForKeySize(key_.size()), nullptr, key_.data(),
+  if (EVP_DecryptInit_ex(ctx.get(), CipherForKeySize(key_.size()), nullptr, U8(key_.Reveal()),
                          U8(nonce)) != 1) {
     return absl::InternalError("AES-GCM decrypt init: " + internal::SslErrorString());
   }
@@ -172,7 +169,7 @@ absl::StatusOr<SecretBytes> AesGcm::OpenDetached(std::string_view nonce,
   SecretBytes out(ct.size());
   int written = 0;
   if (!ct.empty()) {
-    if (EVP_DecryptUpdate(ctx.get(), out.MutableData(), &len, U8(ct),
+    if (EVP_DecryptUpdate(ctx.get(), out.RevealMutable(), &len, U8(ct),
                           static_cast<int>(ct.size())) != 1) {
       return absl::InternalError("AES-GCM decrypt: " + internal::SslErrorString());
     }

@@ -5,13 +5,6 @@
 namespace kmsplugin {
 namespace {
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool IsBase64Alphabet(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
          c == '/';
@@ -39,6 +32,13 @@ absl::StatusOr<size_t> DecodeBase64Into(std::string_view b64, unsigned char* out
 
 }  // namespace
 
+int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 std::string HexEncode(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -54,8 +54,8 @@ absl::StatusOr<std::string> HexDecode(std::string_view hex) {
   if (hex.size() % 2 != 0) return absl::InvalidArgumentError("hex string has odd length");
   std::string out(hex.size() / 2, '\0');
   for (size_t i = 0; i < out.size(); ++i) {
-    int hi = HexValue(hex[2 * i]);
-    int lo = HexValue(hex[2 * i + 1]);
+    int hi = HexDigitValue(hex[2 * i]);
+    int lo = HexDigitValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return absl::InvalidArgumentError("invalid hex character");
     out[i] = static_cast<char>((hi << 4) | lo);
   }
@@ -82,7 +82,7 @@ absl::StatusOr<std::string> Base64Decode(std::string_view b64) {
 
 absl::StatusOr<SecretBytes> Base64DecodeSecret(std::string_view b64) {
   SecretBytes buf(b64.size() / 4 * 3 + 3);
-  auto n = DecodeBase64Into(b64, buf.MutableData());
+  auto n = DecodeBase64Into(b64, buf.RevealMutable());
   if (!n.ok()) return n.status();
   return SecretBytes::CopyFrom(buf.Reveal().substr(0, *n));
 }

@@ -14,6 +14,9 @@ namespace kmsplugin {
 std::string HexEncode(std::string_view bytes);
 // INVALID_ARGUMENT on odd length or a non-hex character (upper or lower case accepted).
 absl::StatusOr<std::string> HexDecode(std::string_view hex);
+// The value of one hex digit (upper or lower case), or -1. (abseil 20220623 has no checked hex
+// decoding: absl::HexStringToBytes accepts anything.)
+int HexDigitValue(char c);
 
 std::string Base64Encode(std::string_view bytes);
 // Strict RFC 4648 §4 with padding. INVALID_ARGUMENT on anything else.

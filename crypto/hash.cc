@@ -38,7 +38,7 @@ absl::StatusOr<SecretBytes> RunHkdf(int mode, std::string_view key, std::string_
   }
   params[n++] = OSSL_PARAM_construct_end();
   SecretBytes out(length);
-  if (EVP_KDF_derive(ctx.get(), out.MutableData(), length, params) != 1) {
+  if (EVP_KDF_derive(ctx.get(), out.RevealMutable(), length, params) != 1) {
     return absl::InternalError("HKDF derive: " + internal::SslErrorString());
   }
   return out;
@@ -71,7 +71,7 @@ absl::StatusOr<SecretBytes> HmacSha256(const SecretBytes& key, std::string_view 
                          OSSL_PARAM_construct_end()};
   // OpenSSL rejects a NULL key pointer even for a zero-length key.
   static const unsigned char kEmpty[1] = {0};
-  const unsigned char* k = key.empty() ? kEmpty : key.data();
+  const unsigned char* k = key.empty() ? kEmpty : internal::U8(key.Reveal());
   if (EVP_MAC_init(ctx.get(), k, key.size(), params) != 1 ||
       EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) != 1) {
@@ -79,7 +79,7 @@ absl::StatusOr<SecretBytes> HmacSha256(const SecretBytes& key, std::string_view 
   }
   SecretBytes out(kSha256Size);
   size_t len = 0;
-  if (EVP_MAC_final(ctx.get(), out.MutableData(), &len, out.size()) != 1 || len != kSha256Size) {
+  if (EVP_MAC_final(ctx.get(), out.RevealMutable(), &len, out.size()) != 1 || len != kSha256Size) {
     return absl::InternalError("HMAC final: " + internal::SslErrorString());
   }
   return out;

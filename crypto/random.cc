@@ -23,10 +23,10 @@ absl::StatusOr<std::string> RandomBytes(size_t n) {
 absl::StatusOr<SecretBytes> RandomSecret(size_t n) {
   SecretBytes out(n);
   if (n > 0 && internal::UseSodium()) {
-    randombytes_buf(out.MutableData(), n);
+    randombytes_buf(out.RevealMutable(), n);
     return out;
   }
-  if (n > 0 && RAND_priv_bytes(out.MutableData(), static_cast<int>(n)) != 1) {
+  if (n > 0 && RAND_priv_bytes(out.RevealMutable(), static_cast<int>(n)) != 1) {
     return absl::InternalError("RAND_priv_bytes failed");
   }
   return out;

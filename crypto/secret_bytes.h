@@ -3,7 +3,8 @@
 // - Wiped with OPENSSL_cleanse on destruction, on assignment and when moved from.
 // - Move-only; copies are explicit (Clone()).
 // - Has no operator<<, no fmt::formatter and no implicit conversion, so logging one does not
-//   compile. The bytes come out only through Reveal(), which is meant to be grep-able.
+//   compile. The bytes come out only through Reveal() (and RevealMutable() to write them in
+//   place), which are meant to be grep-able.
 // - Compare with ConstantTimeEquals(), never operator== on revealed bytes.
 //
 // Not thread-safe for concurrent mutation; concurrent const access is fine.
@@ -41,12 +42,12 @@ class SecretBytes {
   bool empty() const { return size_ == 0; }
 
   // The only ways to read or write the bytes. Every call site is a place where secret bytes
-  // leave this wrapper: keep them few, and never pass the result to a logger.
+  // leave this wrapper: keep them few, and never pass the result to a logger. RevealMutable() is
+  // for filling the buffer in place (a cipher's or RNG's output), never for reading it out.
   std::string_view Reveal() const {
     return std::string_view(reinterpret_cast<const char*>(data_), size_);
   }
-  uint8_t* MutableData() { return data_; }
-  const uint8_t* data() const { return data_; }
+  uint8_t* RevealMutable() { return data_; }
 
   // Constant-time comparison (CRYPTO_memcmp); sizes are not secret.
   bool ConstantTimeEquals(const SecretBytes& other) const;

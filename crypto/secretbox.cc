@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include "crypto/ssl_util.h"
 #include "fmt/format.h"
 
 namespace kmsplugin {
@@ -26,7 +27,7 @@ absl::StatusOr<std::string> Secretbox::Seal(std::string_view plaintext) const {
   randombytes_buf(o, kNonceSize);
   if (crypto_secretbox_easy(o + kNonceSize,
                             reinterpret_cast<const unsigned char*>(plaintext.data()),
-                            plaintext.size(), o, key_.data()) != 0) {
+                            plaintext.size(), o, internal::U8(key_.Reveal())) != 0) {
     return absl::InternalError("crypto_secretbox_easy failed");
   }
   return out;
@@ -41,8 +42,8 @@ absl::StatusOr<SecretBytes> Secretbox::Open(std::string_view sealed) const {
   const size_t plain_size = sealed.size() - kNonceSize - kTagSize;
   // One spare byte so that libsodium never gets a null output pointer for an empty message.
   SecretBytes buf(plain_size + 1);
-  if (crypto_secretbox_open_easy(buf.MutableData(), in + kNonceSize, sealed.size() - kNonceSize, in,
-                                 key_.data()) != 0) {
+  if (crypto_secretbox_open_easy(buf.RevealMutable(), in + kNonceSize, sealed.size() - kNonceSize, in,
+                                 internal::U8(key_.Reveal())) != 0) {
     return absl::InvalidArgumentError("secretbox authentication failed");
   }
   return SecretBytes::CopyFrom(buf.Reveal().substr(0, plain_size));

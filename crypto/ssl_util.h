@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace kmsplugin::internal {
 
@@ -40,6 +41,11 @@ struct SslDeleter<EVP_MAC_CTX> {
 
 template <typename T>
 using SslUniquePtr = std::unique_ptr<T, SslDeleter<T>>;
+
+// The bytes of `s` as OpenSSL's and libsodium's `const unsigned char*`.
+inline const unsigned char* U8(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
 
 // The oldest queued OpenSSL error as text (never contains key or data bytes), clearing the queue.
 std::string SslErrorString();

@@ -5,33 +5,19 @@
 #include <string.h>  // explicit_bzero
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <memory>
 #include <mutex>
 #include <type_traits>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "base/status.h"
 #include "fmt/format.h"
 
 namespace kmsplugin {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 // libcurl's functions, resolved from the shared library at run time (http_client.h: on-demand
 // loading). The types are <curl/curl.h>'s own prototypes; curl_easy_setopt and curl_easy_getinfo
@@ -144,7 +130,8 @@ size_t WriteHeader(char* ptr, size_t size, size_t nmemb, void* userdata) {
   const size_t colon = line.find(':');
   if (colon != std::string_view::npos) {
     headers->push_back(
-        HttpHeader{Lower(Trim(line.substr(0, colon))), std::string(Trim(line.substr(colon + 1)))});
+        HttpHeader{absl::AsciiStrToLower(absl::StripAsciiWhitespace(ToAbsl(line.substr(0, colon)))),
+                   std::string(absl::StripAsciiWhitespace(ToAbsl(line.substr(colon + 1))))});
   }
   return n;
 }
@@ -258,7 +245,7 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
     api_.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
     api_.easy_setopt(
         h, CURLOPT_POSTFIELDS,
-        request.body.empty() ? "" : reinterpret_cast<const char*>(request.body.data()));
+        request.body.empty() ? "" : request.body.Reveal().data());
     if (request.method == "PUT") api_.easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
   } else {
     return absl::InvalidArgumentError(fmt::format("unsupported HTTP method {}", request.method));
@@ -280,7 +267,7 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
       return absl::InvalidArgumentError(
           fmt::format("HTTP header {} has a CR, LF or colon in it", hd.name));
     }
-    if (Lower(hd.name) == "content-type") has_content_type = true;
+    if (absl::EqualsIgnoreCase(hd.name, "content-type")) has_content_type = true;
     std::string line = hd.value.empty() ? hd.name + ";" : hd.name + ": " + hd.value;
     append(line);
     WipeString(line);

@@ -3,31 +3,6 @@
 #include "fmt/format.h"
 
 namespace kmsplugin {
-namespace {
-
-void PutU16(std::string& out, size_t v) {
-  out.push_back(static_cast<char>((v >> 8) & 0xff));
-  out.push_back(static_cast<char>(v & 0xff));
-}
-
-void PutU32(std::string& out, size_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
-}
-
-bool IsAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-
-// One DNS-1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters.
-bool IsDns1123Label(std::string_view label) {
-  if (label.empty() || label.size() > 63) return false;
-  if (!IsAlnum(label.front()) || !IsAlnum(label.back())) return false;
-  for (char c : label) {
-    if (!IsAlnum(c) && c != '-') return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 absl::StatusOr<ParsedEnvelope> ParseEnvelope(std::string_view ciphertext) {
   if (ciphertext.size() < kEnvelopeOverhead || ciphertext.size() > kMaxCiphertextSize) {
     return absl::InvalidArgumentError(fmt::format(
@@ -54,48 +29,16 @@ std::string SerializeEnvelope(std::string_view nonce, std::string_view ct_and_ta
 std::string EnvelopeAad(std::string_view key_id, const Annotations& annotations) {
   std::string aad = "kms-plugin/v1";
   aad.push_back('\0');
-  PutU16(aad, key_id.size());
+  PutU16(key_id.size(), &aad);
   aad.append(key_id);
-  PutU32(aad, annotations.size());
+  PutU32(annotations.size(), &aad);
   for (const auto& [k, v] : annotations) {  // std::map iterates in key order.
-    PutU16(aad, k.size());
+    PutU16(k.size(), &aad);
     aad.append(k);
-    PutU32(aad, v.size());
+    PutU32(v.size(), &aad);
     aad.append(v);
   }
   return aad;
-}
-
-bool IsFullyQualifiedDomainName(std::string_view key) {
-  if (!key.empty() && key.back() == '.') key.remove_suffix(1);
-  if (key.empty() || key.size() > 253) return false;
-  size_t labels = 0;
-  size_t start = 0;
-  while (true) {
-    size_t dot = key.find('.', start);
-    std::string_view label = key.substr(start, dot == std::string_view::npos ? key.npos : dot - start);
-    if (!IsDns1123Label(label)) return false;
-    ++labels;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return labels >= 2;
-}
-
-absl::Status ValidateAnnotations(const Annotations& annotations) {
-  size_t total = 0;
-  for (const auto& [k, v] : annotations) {
-    total += k.size() + v.size();
-    if (total > kMaxAnnotationsSize) {
-      return absl::InvalidArgumentError(fmt::format(
-          "annotations exceed {} bytes ({} entries)", kMaxAnnotationsSize, annotations.size()));
-    }
-    if (!IsFullyQualifiedDomainName(k)) {
-      return absl::InvalidArgumentError(fmt::format(
-          "annotation key of {} bytes is not a lower-case fully qualified domain name", k.size()));
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace kmsplugin

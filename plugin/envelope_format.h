@@ -17,11 +17,11 @@
 #define KMSP_PLUGIN_ENVELOPE_FORMAT_H_
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "kms/kmsv2_rules.h"  // Annotations, kMaxKeyIdSize, ValidateAnnotations (apiserver rules)
 
 namespace kmsplugin {
 
@@ -32,10 +32,6 @@ inline constexpr size_t kEnvelopeTagSize = 16;
 inline constexpr size_t kEnvelopeOverhead = 1 + kEnvelopeNonceSize + kEnvelopeTagSize;
 inline constexpr size_t kMaxCiphertextSize = 1023;  // The apiserver rejects > 1024.
 inline constexpr size_t kMaxPlaintextSize = kMaxCiphertextSize - kEnvelopeOverhead;
-inline constexpr size_t kMaxKeyIdSize = 1024;
-inline constexpr size_t kMaxAnnotationsSize = size_t{32} * 1024;  // Sum of len(key) + len(value).
-
-using Annotations = std::map<std::string, std::string>;
 
 struct ParsedEnvelope {
   std::string_view nonce;       // 12 bytes.
@@ -50,13 +46,6 @@ std::string SerializeEnvelope(std::string_view nonce, std::string_view ct_and_ta
 
 // The AAD described above.
 std::string EnvelopeAad(std::string_view key_id, const Annotations& annotations);
-
-// True if `key` is a DNS-1123 fully qualified domain name as apimachinery's
-// IsFullyQualifiedDomainName checks it (one trailing dot dropped; <= 253; >= 2 labels).
-bool IsFullyQualifiedDomainName(std::string_view key);
-
-// The apiserver's checks on annotations (FQDN keys, total size). INVALID_ARGUMENT otherwise.
-absl::Status ValidateAnnotations(const Annotations& annotations);
 
 }  // namespace kmsplugin
 

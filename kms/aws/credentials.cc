@@ -16,6 +16,12 @@ EnvLookup ProcessEnv() {
   };
 }
 
+std::optional<std::string> NonEmptyEnv(const EnvLookup& env, std::string_view name) {
+  std::optional<std::string> v = env(name);
+  if (v && v->empty()) return std::nullopt;
+  return v;
+}
+
 absl::StatusOr<absl::Time> ParseAwsTime(std::string_view text) {
   absl::Time t;
   std::string err;

@@ -35,6 +35,8 @@ struct AwsCredentials {
 using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
 // The process environment (getenv).
 EnvLookup ProcessEnv();
+// env(name), or nullopt when the variable is unset or set to "" (the AWS SDKs treat both alike).
+std::optional<std::string> NonEmptyEnv(const EnvLookup& env, std::string_view name);
 
 // A source of credentials. Thread-safe.
 //

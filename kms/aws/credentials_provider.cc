@@ -1,6 +1,6 @@
 #include "kms/aws/credentials_provider.h"
 
-
+#include "absl/strings/ascii.h"
 #include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
@@ -11,21 +11,8 @@
 namespace kmsplugin::aws {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-std::optional<std::string> NonEmpty(const EnvLookup& env, std::string_view name) {
-  std::optional<std::string> v = env(name);
-  if (v && v->empty()) return std::nullopt;
-  return v;
-}
+// Surrounding ASCII whitespace dropped.
+std::string_view Trim(std::string_view s) { return ToStd(absl::StripAsciiWhitespace(ToAbsl(s))); }
 
 }  // namespace
 
@@ -45,8 +32,8 @@ void WipeSections(IniSections& sections) {
 }
 
 absl::StatusOr<AwsCredentials> EnvCredentialsProvider::Fetch(const CallContext& ctx) {
-  std::optional<std::string> akid = NonEmpty(env_, "AWS_ACCESS_KEY_ID");
-  std::optional<std::string> secret = NonEmpty(env_, "AWS_SECRET_ACCESS_KEY");
+  std::optional<std::string> akid = NonEmptyEnv(env_, "AWS_ACCESS_KEY_ID");
+  std::optional<std::string> secret = NonEmptyEnv(env_, "AWS_SECRET_ACCESS_KEY");
   if (!akid && !secret) return absl::NotFoundError("AWS_ACCESS_KEY_ID is not set");
   if (!akid || !secret) {
     if (secret) WipeString(*secret);
@@ -56,10 +43,10 @@ absl::StatusOr<AwsCredentials> EnvCredentialsProvider::Fetch(const CallContext& 
   AwsCredentials c;
   c.access_key_id = *akid;
   c.secret_access_key = SecretBytes::TakeFrom(*secret);
-  std::optional<std::string> token = NonEmpty(env_, "AWS_SESSION_TOKEN");
-  if (!token) token = NonEmpty(env_, "AWS_SECURITY_TOKEN");
+  std::optional<std::string> token = NonEmptyEnv(env_, "AWS_SESSION_TOKEN");
+  if (!token) token = NonEmptyEnv(env_, "AWS_SECURITY_TOKEN");
   if (token) c.session_token = SecretBytes::TakeFrom(*token);
-  if (std::optional<std::string> exp = NonEmpty(env_, "AWS_CREDENTIAL_EXPIRATION")) {
+  if (std::optional<std::string> exp = NonEmptyEnv(env_, "AWS_CREDENTIAL_EXPIRATION")) {
     KMSP_ASSIGN_OR_RETURN(c.expiration, ParseAwsTime(*exp));
   }
   c.source = std::string(Name());
@@ -120,9 +107,9 @@ SharedFilesConfig SharedFilesConfig::FromEnv(const EnvLookup& env) {
   SharedFilesConfig c;
   const std::string home = env("HOME").value_or("");
   c.credentials_file =
-      NonEmpty(env, "AWS_SHARED_CREDENTIALS_FILE").value_or(home + "/.aws/credentials");
-  c.config_file = NonEmpty(env, "AWS_CONFIG_FILE").value_or(home + "/.aws/config");
-  if (std::optional<std::string> p = NonEmpty(env, "AWS_PROFILE")) {
+      NonEmptyEnv(env, "AWS_SHARED_CREDENTIALS_FILE").value_or(home + "/.aws/credentials");
+  c.config_file = NonEmptyEnv(env, "AWS_CONFIG_FILE").value_or(home + "/.aws/config");
+  if (std::optional<std::string> p = NonEmptyEnv(env, "AWS_PROFILE")) {
     c.profile = *p;
     c.profile_explicit = true;
   }

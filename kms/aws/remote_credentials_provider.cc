@@ -1,8 +1,7 @@
 #include "kms/aws/remote_credentials_provider.h"
 
-#include <cctype>
-
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
@@ -12,17 +11,6 @@
 
 namespace kmsplugin::aws {
 namespace {
-
-std::optional<std::string> NonEmpty(const EnvLookup& env, std::string_view name) {
-  std::optional<std::string> v = env(name);
-  if (v && v->empty()) return std::nullopt;
-  return v;
-}
-
-std::string AsciiLower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // Reads a token file into SecretBytes, trimming trailing whitespace. A token file that is missing,
 // unreadable or empty is a local outage (kubelet has not written it yet, a volume is gone), never
@@ -34,9 +22,7 @@ absl::StatusOr<SecretBytes> ReadTokenFile(const std::string& path, std::string_v
         fmt::format("{} token file {} cannot be read", what, Printable(path)));
   }
   std::string text = std::move(*read);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
-    text.pop_back();
-  }
+  absl::StripTrailingAsciiWhitespace(&text);  // In place: no copy of the token.
   if (text.empty()) {
     return absl::UnavailableError(fmt::format("{} token file {} is empty", what, Printable(path)));
   }
@@ -172,8 +158,8 @@ WebIdentityCredentialsProvider::WebIdentityCredentialsProvider(EnvLookup env, Ht
     : env_(std::move(env)), http_(http), clock_(clock), options_(std::move(options)) {}
 
 std::string WebIdentityCredentialsProvider::Endpoint() const {
-  if (std::optional<std::string> e = NonEmpty(env_, "AWS_ENDPOINT_URL_STS")) return *e;
-  if (std::optional<std::string> e = NonEmpty(env_, "AWS_ENDPOINT_URL")) return *e;
+  if (std::optional<std::string> e = NonEmptyEnv(env_, "AWS_ENDPOINT_URL_STS")) return *e;
+  if (std::optional<std::string> e = NonEmptyEnv(env_, "AWS_ENDPOINT_URL")) return *e;
   const std::string& r = options_.region;
   const bool china = r.rfind("cn-", 0) == 0;
   const bool us_commercial =
@@ -184,9 +170,9 @@ std::string WebIdentityCredentialsProvider::Endpoint() const {
 }
 
 absl::StatusOr<AwsCredentials> WebIdentityCredentialsProvider::Fetch(const CallContext& ctx) {
-  std::optional<std::string> role_arn = NonEmpty(env_, "AWS_ROLE_ARN");
-  std::optional<std::string> token_file = NonEmpty(env_, "AWS_WEB_IDENTITY_TOKEN_FILE");
-  std::optional<std::string> session_name = NonEmpty(env_, "AWS_ROLE_SESSION_NAME");
+  std::optional<std::string> role_arn = NonEmptyEnv(env_, "AWS_ROLE_ARN");
+  std::optional<std::string> token_file = NonEmptyEnv(env_, "AWS_WEB_IDENTITY_TOKEN_FILE");
+  std::optional<std::string> session_name = NonEmptyEnv(env_, "AWS_ROLE_SESSION_NAME");
   if (!role_arn || !token_file) {
     // The selected profile of the config file may configure it instead.
     SharedFilesConfig files = SharedFilesConfig::FromEnv(env_);
@@ -225,7 +211,7 @@ absl::StatusOr<AwsCredentials> WebIdentityCredentialsProvider::Fetch(const CallC
   WipeString(encoded_jwt);
 
   const std::string endpoint = Endpoint();
-  const std::string scheme = AsciiLower(endpoint.substr(0, endpoint.find("://")));
+  const std::string scheme = absl::AsciiStrToLower(endpoint.substr(0, endpoint.find("://")));
   if (scheme != "https" && !(scheme == "http" && options_.allow_insecure_http)) {
     return absl::InvalidArgumentError(fmt::format(
         "STS endpoint {} is not https:// (the web identity token and the credentials STS returns "
@@ -292,10 +278,11 @@ absl::StatusOr<AwsCredentials> WebIdentityCredentialsProvider::Fetch(const CallC
 
 absl::StatusOr<AwsCredentials> ContainerCredentialsProvider::Fetch(const CallContext& ctx) {
   std::string url;
-  if (std::optional<std::string> rel = NonEmpty(env_, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
+  if (std::optional<std::string> rel =
+          NonEmptyEnv(env_, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")) {
     url = "http://169.254.170.2" + *rel;
   } else if (std::optional<std::string> full =
-                 NonEmpty(env_, "AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
+                 NonEmptyEnv(env_, "AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
     std::optional<ParsedUrl> parsed = ParseUrl(*full);
     if (!parsed) {
       return absl::InvalidArgumentError(
@@ -318,9 +305,11 @@ absl::StatusOr<AwsCredentials> ContainerCredentialsProvider::Fetch(const CallCon
   req.url = url;
   req.headers.push_back({"Accept", "application/json"});
   std::optional<SecretBytes> auth;
-  if (std::optional<std::string> file = NonEmpty(env_, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")) {
+  if (std::optional<std::string> file =
+          NonEmptyEnv(env_, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")) {
     KMSP_ASSIGN_OR_RETURN(auth, ReadTokenFile(*file, "container authorization"));
-  } else if (std::optional<std::string> tok = NonEmpty(env_, "AWS_CONTAINER_AUTHORIZATION_TOKEN")) {
+  } else if (std::optional<std::string> tok =
+                 NonEmptyEnv(env_, "AWS_CONTAINER_AUTHORIZATION_TOKEN")) {
     auth = SecretBytes::TakeFrom(*tok);
   }
   if (auth) {
@@ -364,14 +353,16 @@ absl::StatusOr<SecretBytes> ImdsCredentialsProvider::Token(const std::string& ba
 
 absl::StatusOr<AwsCredentials> ImdsCredentialsProvider::Fetch(const CallContext& ctx) {
   // botocore compares both variables case-insensitively.
-  if (AsciiLower(env_("AWS_EC2_METADATA_DISABLED").value_or("")) == "true") {
+  if (absl::AsciiStrToLower(env_("AWS_EC2_METADATA_DISABLED").value_or("")) == "true") {
     return absl::NotFoundError("AWS_EC2_METADATA_DISABLED=true");
   }
   std::string base = "http://169.254.169.254";
-  if (AsciiLower(env_("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").value_or("")) == "ipv6") {
+  if (absl::AsciiStrToLower(env_("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").value_or("")) ==
+      "ipv6") {
     base = "http://[fd00:ec2::254]";
   }
-  if (std::optional<std::string> e = NonEmpty(env_, "AWS_EC2_METADATA_SERVICE_ENDPOINT")) base = *e;
+  if (std::optional<std::string> e = NonEmptyEnv(env_, "AWS_EC2_METADATA_SERVICE_ENDPOINT"))
+    base = *e;
   while (!base.empty() && base.back() == '/') base.pop_back();
 
   KMSP_ASSIGN_OR_RETURN(SecretBytes token, Token(base, ctx));

@@ -6,6 +6,7 @@
 #include <map>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/time/time.h"
 #include "base/printable.h"
 #include "base/status.h"
@@ -20,12 +21,6 @@ constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 
 bool IsUnreserved(unsigned char c) {
   return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // RFC 9110 §5.6.2 token: methods and header names.
@@ -69,7 +64,7 @@ absl::Status CheckSignable(const SigV4Request& request, const AwsCredentials& cr
       return absl::InvalidArgumentError(fmt::format(
           "SigV4: the value of header {} has a control or non-ASCII byte", h.name));
     }
-    const std::string name = Lower(h.name);
+    const std::string name = absl::AsciiStrToLower(h.name);
     if (name == "x-amz-date" || name == "authorization" ||
         (name == "x-amz-security-token" && !credentials.session_token.empty()) ||
         (name == "x-amz-content-sha256" && options.add_content_sha256_header)) {
@@ -89,21 +84,14 @@ absl::Status CheckSignable(const SigV4Request& request, const AwsCredentials& cr
   return absl::OkStatus();
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // Decodes %XX escapes (leaving malformed ones as they are); '+' stays '+'.
 std::string PercentDecode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size()) {
-      const int hi = HexValue(s[i + 1]);
-      const int lo = HexValue(s[i + 2]);
+      const int hi = HexDigitValue(s[i + 1]);
+      const int lo = HexDigitValue(s[i + 2]);
       if (hi >= 0 && lo >= 0) {
         out.push_back(static_cast<char>(hi * 16 + lo));
         i += 2;
@@ -121,7 +109,7 @@ std::string PercentDecode(std::string_view s) {
 class SecretBuilder {
  public:
   void Append(std::string_view s) {
-    if (writing_) std::memcpy(out_.MutableData() + pos_, s.data(), s.size());
+    if (writing_) std::memcpy(out_.RevealMutable() + pos_, s.data(), s.size());
     pos_ += s.size();
   }
   void Push(char c) { Append(std::string_view(&c, 1)); }
@@ -267,8 +255,10 @@ absl::StatusOr<SigV4Result> SignV4(const SigV4Request& request, const AwsCredent
   // Canonical headers: lower-cased names, sorted; repeated names joined with ',' in order. The
   // values are views of the request's headers, of signed_extra and of the token.
   std::map<std::string, std::vector<std::string_view>> canonical;
-  for (const HttpHeader& h : request.headers) canonical[Lower(h.name)].push_back(h.value);
-  for (const HttpHeader& h : signed_extra) canonical[Lower(h.name)].push_back(h.value);
+  for (const HttpHeader& h : request.headers)
+    canonical[absl::AsciiStrToLower(h.name)].push_back(h.value);
+  for (const HttpHeader& h : signed_extra)
+    canonical[absl::AsciiStrToLower(h.name)].push_back(h.value);
   if (sign_token) {
     canonical["x-amz-security-token"].push_back(credentials.session_token.Reveal());
   }
@@ -315,8 +305,8 @@ absl::StatusOr<SigV4Result> SignV4(const SigV4Request& request, const AwsCredent
 
   // Signing key chain; every intermediate is secret.
   SecretBytes k_secret(4 + credentials.secret_access_key.size());
-  std::memcpy(k_secret.MutableData(), "AWS4", 4);
-  std::memcpy(k_secret.MutableData() + 4, credentials.secret_access_key.data(),
+  std::memcpy(k_secret.RevealMutable(), "AWS4", 4);
+  std::memcpy(k_secret.RevealMutable() + 4, credentials.secret_access_key.Reveal().data(),
               credentials.secret_access_key.size());
   KMSP_ASSIGN_OR_RETURN(SecretBytes k_date, HmacSha256(k_secret, date));
   KMSP_ASSIGN_OR_RETURN(SecretBytes k_region, HmacSha256(k_date, options.region));

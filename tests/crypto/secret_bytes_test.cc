@@ -76,25 +76,25 @@ TEST_F(SecretBytesTest, CopyFromKeepsEveryByteIncludingNul) {
   SecretBytes s = SecretBytes::CopyFrom(bytes);
   EXPECT_EQ(s.size(), 5u);
   EXPECT_EQ(s.Reveal(), bytes);
-  EXPECT_NE(static_cast<const void*>(s.data()), static_cast<const void*>(bytes.data()));
+  EXPECT_NE(static_cast<const void*>(s.Reveal().data()), static_cast<const void*>(bytes.data()));
 }
 
-TEST_F(SecretBytesTest, MutableDataWritesThroughToReveal) {
+TEST_F(SecretBytesTest, RevealMutableWritesThroughToReveal) {
   SecretBytes s(3);
-  s.MutableData()[0] = 'a';
-  s.MutableData()[2] = 'c';
+  s.RevealMutable()[0] = 'a';
+  s.RevealMutable()[2] = 'c';
   EXPECT_EQ(s.Reveal(), std::string("a\0c", 3));
 }
 
 TEST_F(SecretBytesTest, MoveConstructionLeavesTheSourceEmpty) {
   SecretBytes source = SecretBytes::CopyFrom("key material");
-  const uint8_t* buffer = source.data();
+  const char* buffer = source.Reveal().data();
   SecretBytes target(std::move(source));
   EXPECT_EQ(target.Reveal(), "key material");
-  EXPECT_EQ(target.data(), buffer);  // Moved, not copied.
+  EXPECT_EQ(target.Reveal().data(), buffer);  // Moved, not copied.
   EXPECT_TRUE(source.empty());       // NOLINT(bugprone-use-after-move)
   EXPECT_EQ(source.size(), 0u);
-  EXPECT_EQ(source.data(), nullptr);
+  EXPECT_EQ(source.Reveal().data(), nullptr);
   EXPECT_EQ(source.Reveal(), "");
 }
 
@@ -104,7 +104,7 @@ TEST_F(SecretBytesTest, MoveAssignmentLeavesTheSourceEmptyAndReplacesTheTarget) 
   target = std::move(source);
   EXPECT_EQ(target.Reveal(), "new key");
   EXPECT_TRUE(source.empty());  // NOLINT(bugprone-use-after-move)
-  EXPECT_EQ(source.data(), nullptr);
+  EXPECT_EQ(source.Reveal().data(), nullptr);
 }
 
 TEST_F(SecretBytesTest, SelfMoveAssignmentKeepsTheBytes) {
@@ -126,8 +126,8 @@ TEST_F(SecretBytesTest, CloneCopiesIntoAnIndependentBuffer) {
   SecretBytes original = SecretBytes::CopyFrom("original");
   SecretBytes clone = original.Clone();
   EXPECT_EQ(clone.Reveal(), "original");
-  EXPECT_NE(clone.data(), original.data());
-  clone.MutableData()[0] = 'X';
+  EXPECT_NE(clone.Reveal().data(), original.Reveal().data());
+  clone.RevealMutable()[0] = 'X';
   EXPECT_EQ(clone.Reveal(), "Xriginal");
   EXPECT_EQ(original.Reveal(), "original");
   clone.Clear();
@@ -192,7 +192,7 @@ TEST_F(SecretBytesTest, ClearReleasesTheBytes) {
   s.Clear();
   EXPECT_TRUE(s.empty());
   EXPECT_EQ(s.size(), 0u);
-  EXPECT_EQ(s.data(), nullptr);
+  EXPECT_EQ(s.Reveal().data(), nullptr);
   EXPECT_EQ(s.Reveal(), "");
   s.Clear();  // Idempotent.
   EXPECT_TRUE(s.empty());

@@ -7,8 +7,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "crypto/encoding.h"
+#include "proto/kmsv1/api.grpc.pb.h"
 #include "proto/kmsv2/api.grpc.pb.h"
-#include "tools/reencrypt/kmsv1/api.grpc.pb.h"
 
 namespace kmsplugin::testing {
 namespace {

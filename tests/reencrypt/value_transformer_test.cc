@@ -44,7 +44,7 @@ class Base64KmsV2Client final : public KmsV2Client {
     if (uid.empty()) return absl::InvalidArgumentError("uid");
     ++*decrypts_;
     auto pt = Base64DecodeSecret(ct);
-    if (pt.ok() && lies_ != nullptr && *lies_ && !pt->empty()) pt->MutableData()[0] ^= 1;
+    if (pt.ok() && lies_ != nullptr && *lies_ && !pt->empty()) pt->RevealMutable()[0] ^= 1;
     return pt;
   }
 

@@ -7,6 +7,7 @@
 // open the value to different plaintexts make it ambiguous (AmbiguousValueError).
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "base/printable.h"
 #include "base/status.h"
 #include "crypto/aes_cbc.h"
@@ -18,10 +19,6 @@
 
 namespace kmsplugin::reencrypt {
 namespace {
-
-bool StartsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
 
 class KeyCipher {
  public:
@@ -101,7 +98,7 @@ class AesTransformer final : public ValueTransformer {
   ProviderKind kind() const override { return kind_; }
   bool Claims(std::string_view value, ValueOrigin* origin) const override {
     for (size_t i = 0; i < keys_.size(); ++i) {
-      if (StartsWith(value, keys_[i].prefix)) {
+      if (absl::StartsWith(ToAbsl(value), ToAbsl(keys_[i].prefix))) {
         origin->provider = std::string(ProviderKindName(kind_));
         origin->key_id = keys_[i].name;
         origin->key_index = static_cast<int>(i);
@@ -119,7 +116,7 @@ class AesTransformer final : public ValueTransformer {
     std::optional<DecryptedValue> found;
     for (size_t i = 0; i < keys_.size(); ++i) {
       const Key& k = keys_[i];
-      if (!StartsWith(value, k.prefix)) continue;
+      if (!absl::StartsWith(ToAbsl(value), ToAbsl(k.prefix))) continue;
       auto pt = k.cipher->Open(etcd_key, value.substr(k.prefix.size()));
       if (!pt.ok()) {
         if (!found) {

@@ -12,8 +12,9 @@
 #include "plugin/grpc_status.h"
 #include "plugin/kms_v2_client.h"
 #include "plugin/listen_address.h"
+#include "proto/kmsv1/api.grpc.pb.h"
+#include "proto/kmsv2/api.grpc.pb.h"
 #include "tools/reencrypt/kms_client.h"
-#include "tools/reencrypt/kmsv1/api.grpc.pb.h"
 
 namespace kmsplugin::reencrypt {
 namespace {

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "base/printable.h"
 #include "base/status.h"
@@ -27,10 +28,6 @@ namespace {
 
 // key_ids remembered as older than the plugin's current one (values carry few distinct ones).
 constexpr size_t kMaxRememberedKeyIds = 4096;
-
-bool StartsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
 
 // A small thread-safe map from a public cache key to a decrypted KMS seed or DEK.
 class SeedCache {
@@ -75,7 +72,7 @@ class KmsV2Transformer final : public ValueTransformer {
   ProviderKind kind() const override { return ProviderKind::kKmsV2; }
 
   bool Claims(std::string_view value, ValueOrigin* origin) const override {
-    if (!StartsWith(value, prefix_)) return false;
+    if (!absl::StartsWith(ToAbsl(value), ToAbsl(prefix_))) return false;
     origin->provider = fmt::format("kms-v2:{}", name_);
     origin->prefix = prefix_;
     // The inventory needs keyID and type; a malformed object is still ours (Decrypt reports it).
@@ -115,7 +112,7 @@ class KmsV2Transformer final : public ValueTransformer {
   }
 
   absl::StatusOr<DecryptedValue> Open(std::string_view etcd_key, std::string_view value) override {
-    if (!StartsWith(value, prefix_))
+    if (!absl::StartsWith(ToAbsl(value), ToAbsl(prefix_)))
       return absl::InvalidArgumentError("not a value of this provider");
     KMSP_ASSIGN_OR_RETURN(EncryptedObject obj, ParseEncryptedObject(value.substr(prefix_.size())));
     const std::string cache_key = DekSourceCacheKey(obj);
@@ -296,7 +293,7 @@ class KmsV1Transformer final : public ValueTransformer {
 
   ProviderKind kind() const override { return ProviderKind::kKmsV1; }
   bool Claims(std::string_view value, ValueOrigin* origin) const override {
-    if (!StartsWith(value, prefix_)) return false;
+    if (!absl::StartsWith(ToAbsl(value), ToAbsl(prefix_))) return false;
     origin->provider = fmt::format("kms-v1:{}", name_);
     origin->prefix = prefix_;
     return true;
@@ -305,7 +302,7 @@ class KmsV1Transformer final : public ValueTransformer {
   bool IsCurrent(const ValueOrigin&) override { return true; }
 
   absl::StatusOr<DecryptedValue> Open(std::string_view etcd_key, std::string_view value) override {
-    if (!StartsWith(value, prefix_))
+    if (!absl::StartsWith(ToAbsl(value), ToAbsl(prefix_)))
       return absl::InvalidArgumentError("not a value of this provider");
     KMSP_ASSIGN_OR_RETURN(KmsV1Body body, ParseKmsV1Body(value.substr(prefix_.size())));
     const std::string cache_key(body.encrypted_dek);

@@ -2,7 +2,6 @@
 
 #include <vector>
 
-#include "base/printable.h"
 #include "base/status.h"
 #include "crypto/aes_gcm.h"
 #include "crypto/hash.h"
@@ -111,59 +110,7 @@ absl::Status ParseAnnotationEntry(std::string_view entry,
   return absl::OkStatus();
 }
 
-void PutU16(size_t v, std::string* out) {
-  out->push_back(static_cast<char>((v >> 8) & 0xff));
-  out->push_back(static_cast<char>(v & 0xff));
-}
-
-void PutU32(uint32_t v, std::string* out) {
-  for (int shift = 24; shift >= 0; shift -= 8)
-    out->push_back(static_cast<char>((v >> shift) & 0xff));
-}
-
-bool IsDnsLabel(std::string_view label) {
-  if (label.empty() || label.size() > 63) return false;
-  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
-  if (!alnum(label.front()) || !alnum(label.back())) return false;
-  for (char c : label) {
-    if (!alnum(c) && c != '-') return false;
-  }
-  return true;
-}
-
 }  // namespace
-
-bool IsFullyQualifiedDomainName(std::string_view name) {
-  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
-  if (name.empty() || name.size() > 253) return false;
-  size_t labels = 0;
-  size_t start = 0;
-  while (true) {
-    size_t dot = name.find('.', start);
-    std::string_view label = name.substr(start, dot == std::string_view::npos ? dot : dot - start);
-    if (!IsDnsLabel(label)) return false;
-    ++labels;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return labels >= 2;
-}
-
-absl::Status ValidateAnnotations(const std::map<std::string, std::string>& annotations) {
-  size_t total = 0;
-  for (const auto& [k, v] : annotations) {
-    if (!IsFullyQualifiedDomainName(k)) {
-      return absl::InvalidArgumentError(
-          fmt::format("annotation key \"{}\" is not a fully qualified domain name", Printable(k)));
-    }
-    total += k.size() + v.size();
-  }
-  if (total > kMaxAnnotationsSize) {
-    return absl::InvalidArgumentError(fmt::format(
-        "annotations total {} bytes, over the {} byte limit", total, kMaxAnnotationsSize));
-  }
-  return absl::OkStatus();
-}
 
 absl::Status ValidateEncryptedObject(const EncryptedObject& obj) {
   if (obj.type != DekSourceType::kAesGcmKey &&

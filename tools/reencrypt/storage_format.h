@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "crypto/secret_bytes.h"
+#include "kms/kmsv2_rules.h"
 
 namespace kmsplugin::reencrypt {
 
@@ -34,10 +35,9 @@ inline constexpr std::string_view kAesCbcPrefix = "k8s:enc:aescbc:v1:";
 inline constexpr std::string_view kAesGcmPrefix = "k8s:enc:aesgcm:v1:";
 inline constexpr std::string_view kSecretboxPrefix = "k8s:enc:secretbox:v1:";
 
-// Limits the apiserver enforces (kmsv2-contract.md §2.2, §3.2).
-inline constexpr size_t kMaxKeyIdSize = 1024;
+// Limits the apiserver enforces (kmsv2-contract.md §3.2); kMaxKeyIdSize, kMaxAnnotationsSize and
+// the annotation checks (IsFullyQualifiedDomainName, ValidateAnnotations) are kms/kmsv2_rules.h's.
 inline constexpr size_t kMaxEncryptedDekSourceSize = 1024;
-inline constexpr size_t kMaxAnnotationsSize = 32 * 1024;
 inline constexpr size_t kSeedSize = 32;
 inline constexpr size_t kHkdfInfoSize = 32;
 
@@ -62,10 +62,6 @@ std::string SerializeEncryptedObject(const EncryptedObject& obj);
 // The apiserver's checks of §3.2: type in {0,1}, data non-empty, encryptedDEKSource 1..1024
 // bytes, keyID 1..1024 bytes, annotations valid. INVALID_ARGUMENT naming the failed check.
 absl::Status ValidateEncryptedObject(const EncryptedObject& obj);
-// Annotation keys must be lower-case FQDNs with at least two labels; sum of key+value sizes
-// <= 32 KiB (§2.2). INVALID_ARGUMENT otherwise.
-absl::Status ValidateAnnotations(const std::map<std::string, std::string>& annotations);
-bool IsFullyQualifiedDomainName(std::string_view name);
 
 // The apiserver's DEK-source cache key (§3.7): SHA-256 over type, encryptedDEKSource, keyID and
 // sorted annotations, each length-prefixed. Public bytes; used as our own seed-cache key.

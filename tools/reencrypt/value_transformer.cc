@@ -1,10 +1,10 @@
 #include "tools/reencrypt/value_transformer.h"
 
 #include <algorithm>
-
 #include <optional>
 
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
@@ -13,10 +13,6 @@
 namespace kmsplugin::reencrypt {
 namespace {
 
-bool StartsWith(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
 // --- identity ---
 
 class IdentityTransformer final : public ValueTransformer {
@@ -24,14 +20,14 @@ class IdentityTransformer final : public ValueTransformer {
   ProviderKind kind() const override { return ProviderKind::kIdentity; }
   bool Claims(std::string_view value, ValueOrigin* origin) const override {
     // identity has an empty prefix but refuses values that look encrypted (§4.1).
-    if (StartsWith(value, kEncryptedValuePrefix)) return false;
+    if (absl::StartsWith(ToAbsl(value), ToAbsl(kEncryptedValuePrefix))) return false;
     origin->provider = "identity";
     origin->prefix.clear();
     return true;
   }
   bool IsCurrent(const ValueOrigin& origin) override { return true; }
   absl::StatusOr<DecryptedValue> Open(std::string_view, std::string_view value) override {
-    if (StartsWith(value, kEncryptedValuePrefix)) {
+    if (absl::StartsWith(ToAbsl(value), ToAbsl(kEncryptedValuePrefix))) {
       return absl::InvalidArgumentError("identity transformer: value is encrypted");
     }
     return DecryptedValue{SecretBytes::CopyFrom(value), true, -1};
@@ -44,7 +40,7 @@ class IdentityTransformer final : public ValueTransformer {
 // Describes an encrypted value that no configured provider claims, for the inventory.
 ValueOrigin DescribeUnclaimed(std::string_view value) {
   ValueOrigin o;
-  if (!StartsWith(value, kEncryptedValuePrefix)) {
+  if (!absl::StartsWith(ToAbsl(value), ToAbsl(kEncryptedValuePrefix))) {
     o.provider = "identity";
     return o;
   }
