@@ -198,18 +198,27 @@ fuzz() {
   echo "== building ${#targets[@]} fuzzers in $dir (clang-14, libFuzzer, ASan, UBSan)"
   ASAN_BUILD_DIR=$dir asan_configure  # A no-op build once `sanitize` has built everything.
   cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"
-  local passed=0 failed=0
+  # JOBS targets at a time (each fuzzer is one process on one core), each FUZZ_SECONDS long.
+  local t running=0
   for t in "${targets[@]}"; do
     # Work on a copy of the committed seeds: the run adds inputs, the repo stays as it is.
     local work="$dir/corpus-work/$t"
     rm -rf "$work" && mkdir -p "$work"
     if [ -d "fuzz/corpus/$t" ]; then cp -r "fuzz/corpus/$t/." "$work/"; fi
     echo "== fuzzing $t for ${seconds}s"
-    if "$dir/fuzz/$t" -max_total_time="$seconds" -print_final_stats=1 "$work" \
-        > "$dir/$t.log" 2>&1; then
+    ( "$dir/fuzz/$t" -max_total_time="$seconds" -print_final_stats=1 "$work" > "$dir/$t.log" 2>&1
+      echo $? > "$dir/$t.rc" ) &
+    running=$((running + 1))
+    if [ "$running" -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
+  done
+  wait
+  local passed=0 failed=0
+  for t in "${targets[@]}"; do
+    if [ "$(cat "$dir/$t.rc")" = 0 ]; then
       passed=$((passed + 1))
+      echo "   $t:"
       grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" \
-        "$dir/$t.log" | sed "s/^/   /"
+        "$dir/$t.log" | sed "s/^/     /"
     else
       failed=$((failed + 1))
       echo "   FAILED: $t found a crash or leak; the last lines of $dir/$t.log:"
