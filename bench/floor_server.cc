@@ -160,22 +160,17 @@ int main(int argc, char** argv) {
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        Usage();
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--listen") {
-      listen = value();
-    } else if (a == "--api") {
-      api = value();
-    } else if (a == "--threads") {
-      threads = std::stoi(value());
-    } else {
+    if ((a != "--listen" && a != "--api" && a != "--threads") || i + 1 >= argc) {
       Usage();
       return 2;
+    }
+    const std::string value = argv[++i];
+    if (a == "--listen") {
+      listen = value;
+    } else if (a == "--api") {
+      api = value;
+    } else {
+      threads = std::stoi(value);
     }
   }
   if (listen.rfind("unix://", 0) != 0 || (api != "sync" && api != "async" && api != "callback") ||

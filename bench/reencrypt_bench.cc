@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "base/clock.h"
 #include "crypto/aes_cbc.h"
@@ -61,9 +62,12 @@ int FreePort() {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(a);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
+  // 0 if the kernel gave no port (as an unbound socket's name reads).
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
   close(fd);
   return port;
 }
@@ -116,6 +120,7 @@ bool StartEtcd(const std::string& binary, Etcd* etcd) {
     FILE* f = std::freopen(log.c_str(), "w", stderr);
     (void)f;
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     execv(binary.c_str(), argv.data());
@@ -132,16 +137,21 @@ int Main(int argc, char** argv) {
   std::string etcd_binary = "/usr/bin/etcd";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
+    bool number_ok = true;
     if (flag == "--objects")
-      objects = std::atoll(argv[i + 1]);
+      number_ok = absl::SimpleAtoi(argv[i + 1], &objects);
     else if (flag == "--concurrency")
-      concurrency = std::atoi(argv[i + 1]);
+      number_ok = absl::SimpleAtoi(argv[i + 1], &concurrency);
     else if (flag == "--value-size")
-      value_size = std::strtoul(argv[i + 1], nullptr, 10);
+      number_ok = absl::SimpleAtoi(argv[i + 1], &value_size);
     else if (flag == "--etcd")
       etcd_binary = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+    if (!number_ok) {
+      std::fprintf(stderr, "%s wants a number\n", flag.c_str());
       return 2;
     }
   }
@@ -152,7 +162,11 @@ int Main(int argc, char** argv) {
   }
   // Wait until etcd accepts TCP connections before dialling gRPC (whose reconnect back-off
   // would otherwise add seconds).
-  const int port = std::atoi(etcd.endpoint.substr(etcd.endpoint.rfind(':') + 1).c_str());
+  int port = 0;
+  if (!absl::SimpleAtoi(etcd.endpoint.substr(etcd.endpoint.rfind(':') + 1), &port)) {
+    std::fprintf(stderr, "no port in etcd endpoint %s\n", etcd.endpoint.c_str());
+    return 2;
+  }
   const absl::Time tcp_deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < tcp_deadline) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -185,6 +199,7 @@ int Main(int argc, char** argv) {
   std::atomic<int64_t> put_errors{0};
   absl::Time t0 = absl::Now();
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(concurrency));
   for (int t = 0; t < concurrency; ++t) {
     threads.emplace_back([&] {
       for (int64_t i = next++; i < objects; i = next++) {

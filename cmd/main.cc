@@ -2,19 +2,20 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <cstdio>
+#include <exception>
+
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
 #include "base/logging.h"
+#include "base/printable.h"
 #include "cmd/commands.h"
 #include "crypto/init.h"
 #include "cmd/reencrypt_command.h"
 
-int main(int argc, char** argv) {
-  // Key material lives in this process: no core dumps, no ptrace by other users.
-  prctl(PR_SET_DUMPABLE, 0);
-  struct rlimit no_core = {0, 0};
-  setrlimit(RLIMIT_CORE, &no_core);
+namespace {
 
+int Run(int argc, char** argv) {
   kmsplugin::InitCrypto();
   // Debian's abseil checks every Mutex acquisition for lock-order cycles (a debug aid that costs
   // a graph update per lock); the unit tests keep it, the binary turns it off.
@@ -38,4 +39,25 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Key material lives in this process: no core dumps, no ptrace by other users.
+  prctl(PR_SET_DUMPABLE, 0);
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+
+  // An exception no command caught ends the process with a message and exit status 1, not
+  // std::terminate's abort.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kms-plugin: unexpected error: %s\n",
+                 kmsplugin::Printable(e.what()).c_str());
+  } catch (...) {
+    std::fprintf(stderr, "kms-plugin: unexpected error\n");
+  }
+  return 1;
 }

@@ -5,6 +5,7 @@
 
 
 #include <climits>
+#include <memory>
 
 #include "crypto/init.h"
 #include "crypto/random.h"
@@ -41,9 +42,12 @@ const EVP_CIPHER* CipherForKeySize(size_t size) {
 
 constexpr size_t kStateAlign = 16;
 
+// The first kStateAlign-aligned byte of a buffer of sizeof(state) + kStateAlign bytes.
 unsigned char* Aligned(const void* p) {
-  auto addr = reinterpret_cast<uintptr_t>(p);
-  return reinterpret_cast<unsigned char*>((addr + kStateAlign - 1) & ~(kStateAlign - 1));
+  void* ptr = const_cast<void*>(p);
+  size_t space = sizeof(crypto_aead_aes256gcm_state) + kStateAlign;
+  return static_cast<unsigned char*>(
+      std::align(kStateAlign, sizeof(crypto_aead_aes256gcm_state), ptr, space));
 }
 
 }  // namespace

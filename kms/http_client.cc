@@ -255,7 +255,7 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
   auto append = [this, &slist](const std::string& line) {
     curl_slist* next = api_.slist_append(slist.get(), line.c_str());
     if (next != nullptr) {
-      slist.release();
+      static_cast<void>(slist.release());  // The old head is part of the list `next` heads.
       slist.reset(next);
     }
   };

@@ -11,7 +11,7 @@ namespace kmsplugin {
 namespace {
 
 constexpr size_t kDekSize = 32;
-constexpr size_t kMaxWrappedSize = 8 * 1024;
+constexpr size_t kMaxWrappedSize = size_t{8} * 1024;
 
 }  // namespace
 

@@ -10,8 +10,12 @@ namespace {
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   // 0.1 ms .. ~13 s, doubling (as the apiserver's KMS latency metric).
   prometheus::Histogram::BucketBoundaries b;
+  b.reserve(18);
   double v = 0.0001;
-  for (int i = 0; i < 18; ++i, v *= 2) b.push_back(v);
+  for (int i = 0; i < 18; ++i) {
+    b.push_back(v);
+    v *= 2;
+  }
   return b;
 }
 

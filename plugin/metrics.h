@@ -57,7 +57,7 @@ class PluginMetrics {
   prometheus::Family<prometheus::Histogram>& rpc_duration_;
   // Resolved label sets: a counter per (method, code), created on first use; a histogram per
   // method, created up front.
-  std::array<std::atomic<prometheus::Counter*>, kRpcMethods * kCodes> rpc_counters_{};
+  std::array<std::atomic<prometheus::Counter*>, size_t{kRpcMethods} * kCodes> rpc_counters_{};
   std::array<prometheus::Histogram*, kRpcMethods> rpc_histograms_{};
   prometheus::Family<prometheus::Counter>& kms_calls_;
   prometheus::Family<prometheus::Histogram>& kms_duration_;

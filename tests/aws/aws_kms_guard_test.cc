@@ -139,7 +139,7 @@ TEST_F(AwsKmsGuardTest, RemoteTextInAwsAnswersReachesErrorsOnlyPrintableAndBound
     return MakeResponse(400, nlohmann::json({{"__type", hostile}, {"message", hostile}}).dump(),
                         {{"x-amzn-requestid", hostile + "\xff"}});
   };
-  for (FakeHttpClient::Handler handler : {FakeHttpClient::Handler(describe),
+  for (const FakeHttpClient::Handler& handler : {FakeHttpClient::Handler(describe),
                                           FakeHttpClient::Handler(error)}) {
     AwsKmsOptions o = Options();
     o.endpoint = "https://kms.us-east-1.amazonaws.com";

@@ -341,7 +341,7 @@ class AwsKmsCredentialSourceTest : public AwsKmsTest {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string Write(const std::string& name, const std::string& content) {
-    const std::string p = dir_ + "/" + name;
+    std::string p = dir_ + "/" + name;
     std::ofstream(p) << content;
     return p;
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/aws/fake_aws_server.h"
 #include "tests/integration/plugin_test_base.h"
 
@@ -78,7 +79,7 @@ class AwsPluginE2eTest : public PluginTestBase {
              {"AWS_SECRET_ACCESS_KEY", FakeAwsServer::kSecretKey}};
     }
     for (auto& [k, v] : env) vars[k] = v;
-    for (const auto& [k, v] : vars) o.env.push_back(k + "=" + v);
+    for (const auto& [k, v] : vars) o.env.push_back(absl::StrCat(k, "=", v));
     return o;
   }
 

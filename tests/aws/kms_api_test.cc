@@ -164,7 +164,7 @@ TEST_F(KmsApiTest, SendsASignedJson11PostToTheEndpoint) {
 TEST_F(KmsApiTest, AMissingCredentialSourceIsAnOutageNotARevocation) {
   FakeHttpClient http([](const RecordedRequest&) { return MakeResponse(200, "{}"); });
   auto api = MakeApi(&http);
-  for (absl::Status failure :
+  for (const absl::Status& failure :
        {absl::NotFoundError("no provider found credentials"),
         absl::InvalidArgumentError("profile has only one of the two keys"),
         absl::InternalError("broken")}) {

@@ -33,7 +33,7 @@ namespace kmsplugin::testing {
 // Limits from kubernetes/apiserver kmsv2/envelope.go and config.go.
 inline constexpr size_t kApiserverMaxCiphertextSize = 1024;  // rejects len > 1024
 inline constexpr size_t kApiserverMaxKeyIdSize = 1024;       // rejects len > 1024
-inline constexpr size_t kApiserverMaxAnnotationsSize = 32 * 1024;
+inline constexpr size_t kApiserverMaxAnnotationsSize = size_t{32} * 1024;
 // What this project promises (the proto comment reads "less than 1 kB").
 inline constexpr size_t kPromisedMaxCiphertextSize = 1023;
 

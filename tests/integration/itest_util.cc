@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "base/error_text.h"
 #include "crypto/encoding.h"
@@ -199,10 +200,11 @@ absl::StatusOr<HttpResponse> HttpGet(int port, std::string_view path, absl::Dura
   }
   HttpResponse resp;
   size_t sp = raw.find(' ');
-  if (sp == std::string::npos || sp > line_end) {
+  // "HTTP/1.1 200 OK": the three digits after the first space.
+  if (sp == std::string::npos || sp + 4 > line_end ||
+      !absl::SimpleAtoi(raw.substr(sp + 1, 3), &resp.status)) {
     return absl::DataLossError("malformed status line");
   }
-  resp.status = atoi(raw.c_str() + sp + 1);
   resp.headers = raw.substr(line_end + 2, head_end - line_end - 2);
   resp.body = raw.substr(head_end + 4);
   return resp;

@@ -201,6 +201,7 @@ TEST_F(PluginBadInputTest, InterleavedBadAndGoodRequestsFromManyThreads) {
   std::vector<std::string> seeds(200);
   for (auto& s : seeds) s = NewSeed();
   std::vector<std::thread> pool;
+  pool.reserve(4);
   for (int t = 0; t < 4; ++t) {
     pool.emplace_back([&, t] {
       for (int i = t; i < 200; i += 4) {

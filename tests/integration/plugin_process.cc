@@ -19,6 +19,7 @@
 #include <map>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/error_text.h"
 #include "fmt/format.h"
@@ -153,6 +154,7 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const ProcessOptio
   argv_storage.push_back(options.binary);
   argv_storage.insert(argv_storage.end(), options.args.begin(), options.args.end());
   std::vector<char*> argv;
+  argv.reserve(argv_storage.size() + 1);
   for (std::string& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
 
@@ -171,8 +173,10 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const ProcessOptio
     env_map[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   std::vector<std::string> env_storage;
-  for (const auto& [k, v] : env_map) env_storage.push_back(k + "=" + v);
+  env_storage.reserve(env_map.size());
+  for (const auto& [k, v] : env_map) env_storage.push_back(absl::StrCat(k, "=", v));
   std::vector<char*> envp;
+  envp.reserve(env_storage.size() + 1);
   for (std::string& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
 
@@ -210,7 +214,7 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(const ProcessOptio
     if (getppid() != parent) _exit(127);
     sigset_t none;
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    pthread_sigmask(SIG_SETMASK, &none, nullptr);  // The child has one thread: sigprocmask.
     signal(SIGPIPE, SIG_DFL);
     dup2(stdin_fd, 0);
     dup2(*out_fd, 1);

@@ -91,7 +91,7 @@ TEST_F(PluginSocketsTest, A200KiBRequestIsResourceExhaustedAndServingGoesOn) {
   ITEST_ASSIGN_OR_FAIL(auto plugin, Start(Options()));
   ApiserverKmsClient client(plugin->grpc_target());
   v2::DecryptRequest big;
-  big.set_ciphertext(std::string(200 * 1024, 'c'));
+  big.set_ciphertext(std::string(size_t{200} * 1024, 'c'));
   big.set_key_id("k");
   EXPECT_THAT(client.Decrypt(big), StatusIs(absl::StatusCode::kResourceExhausted));
   std::string seed = NewSeed();
@@ -105,7 +105,7 @@ TEST_F(PluginSocketsTest, A64KiBCiphertextIsInvalidArgumentFromThePlugin) {
   ApiserverKmsClient client(plugin->grpc_target());
   ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc, client.Encrypt(NewSeed()));
   v2::DecryptRequest request = ApiserverKmsClient::DecryptRequestFor(enc);
-  request.set_ciphertext(std::string(64 * 1024, 'c'));
+  request.set_ciphertext(std::string(size_t{64} * 1024, 'c'));
   EXPECT_THAT(client.Decrypt(request),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ciphertext")));
 }

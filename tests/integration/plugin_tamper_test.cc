@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "tests/integration/plugin_test_base.h"
 
 namespace kmsplugin::testing {
@@ -50,6 +51,7 @@ class PluginTamperTest : public PluginTestBase {
       }
     };
     std::vector<std::thread> pool;
+    pool.reserve(4);
     for (int t = 0; t < 4; ++t) pool.emplace_back(worker);
     for (auto& th : pool) th.join();
     for (size_t i = 0; i < failures.size() && i < 10; ++i) ADD_FAILURE() << failures[i];
@@ -154,12 +156,12 @@ TEST_F(PluginTamperTest, AnnotationsFromOtherRepliesKeyIdChangesAndAnnotationEdi
       const std::string who = other == &from_p2 ? "P2 (same keyring)" : "P3 (other keyring)";
       ASSERT_NE(AsMap(other->annotations()), AsMap(enc.annotations()))
           << "the swap would be a no-op";
-      Case all{tag + "annotations of " + who, base, {}};
+      Case all{absl::StrCat(tag, "annotations of ", who), base, {}};
       *all.request.mutable_annotations() = other->annotations();
       cases.push_back(all);
       for (const auto& [key, value] : other->annotations()) {
         if (enc.annotations().count(key) == 0) continue;
-        Case one{tag + "annotation " + key + " of " + who, base, value};
+        Case one{absl::StrCat(tag, "annotation ", key, " of ", who), base, value};
         (*one.request.mutable_annotations())[key] = value;
         cases.push_back(one);
       }

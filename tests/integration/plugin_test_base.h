@@ -28,10 +28,13 @@
   ITEST_ASSIGN_OR_FAIL_IMPL_(ITEST_CONCAT_(itest_statusor_, __LINE__), lhs, expr)
 #define ITEST_CONCAT_INNER_(a, b) a##b
 #define ITEST_CONCAT_(a, b) ITEST_CONCAT_INNER_(a, b)
+// `tmp` is an identifier and `lhs` may be a declaration ("auto x"): neither can be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ITEST_ASSIGN_OR_FAIL_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   ASSERT_TRUE(tmp.ok()) << tmp.status();           \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 namespace kmsplugin::testing {
 

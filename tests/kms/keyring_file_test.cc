@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -75,7 +76,10 @@ class KeyringOptionsTest : public ::testing::Test {
     dir_ = tmpl;
     path_ = dir_ + "/keyring.json";
   }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+  void TearDown() override {
+    std::error_code ec;  // Best effort, as `rm -rf`: a leftover temp dir fails no test.
+    std::filesystem::remove_all(dir_, ec);
+  }
   static std::string Slurp(const std::string& path) {
     std::ifstream f(path);
     std::stringstream s;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -51,7 +52,10 @@ class LocalKeyringGoldenTest : public ::testing::Test {
     std::ofstream(path_, std::ios::binary | std::ios::trunc) << golden_;
     ASSERT_EQ(chmod(path_.c_str(), 0600), 0);
   }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+  void TearDown() override {
+    std::error_code ec;  // Best effort, as `rm -rf`: a leftover temp dir fails no test.
+    std::filesystem::remove_all(dir_, ec);
+  }
 
   absl::StatusOr<std::unique_ptr<LocalKms>> Open() {
     LocalKmsOptions o;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -30,7 +31,10 @@ class LocalKmsTest : public ::testing::Test {
     dir_ = tmpl;
     path_ = dir_ + "/keyring.json";
   }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+  void TearDown() override {
+    std::error_code ec;  // Best effort, as `rm -rf`: a leftover temp dir fails no test.
+    std::filesystem::remove_all(dir_, ec);
+  }
 
   absl::StatusOr<std::unique_ptr<LocalKms>> Open() {
     LocalKmsOptions o;

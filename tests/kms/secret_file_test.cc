@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -30,7 +31,10 @@ class SecretFileTest : public ::testing::Test {
     dir_ = tmpl;
     path_ = dir_ + "/secret";
   }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+  void TearDown() override {
+    std::error_code ec;  // Best effort, as `rm -rf`: a leftover temp dir fails no test.
+    std::filesystem::remove_all(dir_, ec);
+  }
 
   void Write(const std::string& path, const std::string& text, mode_t mode = 0600) {
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);

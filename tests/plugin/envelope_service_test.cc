@@ -106,6 +106,7 @@ TEST_F(EnvelopeServiceTest, SixtyFourConcurrentDecryptsOfOneUncachedWrappedKeyCo
   kes_->BlockUnwrapUntil(&release);
   int unwraps_before = kes_->unwraps;
   std::vector<std::thread> threads;
+  threads.reserve(64);
   std::vector<std::string> results(64);
   std::atomic<int> started{0};
   for (int i = 0; i < 64; ++i) {

@@ -52,7 +52,7 @@ bool PaddingValid(const std::string& key, std::string_view iv_and_ct, std::strin
                               static_cast<int>(iv_and_ct.size() - 16)) == 1 &&
             EVP_DecryptFinal_ex(ctx, reinterpret_cast<unsigned char*>(buf.data()) + len, &fin) == 1;
   EVP_CIPHER_CTX_free(ctx);
-  if (ok && out != nullptr) *out = buf.substr(0, static_cast<size_t>(len + fin));
+  if (ok && out != nullptr) *out = buf.substr(0, static_cast<size_t>(len) + static_cast<size_t>(fin));
   return ok;
 }
 

@@ -196,6 +196,7 @@ absl::StatusOr<std::unique_ptr<PipedProcess>> PipedProcess::Start(
   std::vector<std::string> argv_s = {binary};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
+  argv.reserve(argv_s.size() + 1);
   for (std::string& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = fork();

@@ -146,7 +146,7 @@ std::optional<std::string> OpenType1(const std::string& seed, const std::string&
                 1;
   EVP_CIPHER_CTX_free(ctx);
   if (!ok) return std::nullopt;
-  return out.substr(0, static_cast<size_t>(len + fin));
+  return out.substr(0, static_cast<size_t>(len) + static_cast<size_t>(fin));
 }
 
 TEST(GoldenRecordTest, WriterStillProducesTheFrozenBytes) {

@@ -202,7 +202,7 @@ TEST_F(StorageFormatTest, ParseRejectsWhatTheApiserverRejects) {
   EXPECT_THAT(ParseEncryptedObject(SerializeEncryptedObject(bad)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("fully qualified")));
   bad = good;
-  bad.annotations["big.example.com"] = std::string(32 * 1024, 'a');
+  bad.annotations["big.example.com"] = std::string(size_t{32} * 1024, 'a');
   EXPECT_THAT(ParseEncryptedObject(SerializeEncryptedObject(bad)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("limit")));
   EXPECT_THAT(ParseEncryptedObject(std::string("\x0a\x05"

@@ -20,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "crypto/random.h"
 #include "gmock/gmock.h"
@@ -214,7 +215,7 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
     if (GetParam() != Backend::kAws) return {};
 #if KMSP_ROTATE_WITH_AWS
     std::vector<std::string> env;
-    for (const auto& [k, v] : FakeAwsServer::StaticCredentialsEnv()) env.push_back(k + "=" + v);
+    for (const auto& [k, v] : FakeAwsServer::StaticCredentialsEnv()) env.push_back(absl::StrCat(k, "=", v));
     return env;
 #else
     return {};

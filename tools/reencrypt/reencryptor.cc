@@ -307,6 +307,7 @@ absl::StatusOr<ReencryptSummary> Reencryptor::Run(const std::vector<ResourceTarg
 
   WorkQueue queue(static_cast<size_t>(options_.page_size) * 2);
   std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(options_.concurrency));
   for (int i = 0; i < options_.concurrency; ++i) {
     workers.emplace_back([&run, &queue] { run.Worker(&queue); });
   }
