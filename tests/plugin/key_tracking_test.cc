@@ -299,6 +299,7 @@ TEST_F(KeyTrackingTest, StatusAndEncryptNeverDisagreeUnderConcurrentRotation) {
     }
   };
   std::vector<std::thread> threads;
+  threads.reserve(kCheckers);
   for (int i = 0; i < kCheckers; ++i) threads.emplace_back(checker);
 
   for (int r = 0; r < kRotations; ++r) {
