@@ -20,11 +20,6 @@ class KmsV2Client::Stub {
 
 namespace {
 
-void PrepareContext(grpc::ClientContext& ctx, absl::Duration timeout, bool wait_for_ready) {
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  ctx.set_wait_for_ready(wait_for_ready);
-}
-
 // The apiserver sends a fresh UUIDv4 in every request; so do we when the caller gave none.
 template <typename Request>
 absl::Status FillUid(Request& request) {
@@ -53,7 +48,7 @@ KmsV2Client::~KmsV2Client() = default;
 absl::StatusOr<v2::StatusResponse> KmsV2Client::Status(
     std::optional<absl::Duration> timeout) const {
   grpc::ClientContext ctx;
-  PrepareContext(ctx, timeout.value_or(options_.timeout), options_.wait_for_ready);
+  PrepareCallContext(ctx, timeout.value_or(options_.timeout), options_.wait_for_ready);
   v2::StatusResponse response;
   KMSP_RETURN_IF_ERROR(FromGrpcStatus(stub_->stub->Status(&ctx, v2::StatusRequest(), &response)));
   return response;
@@ -63,7 +58,7 @@ absl::StatusOr<v2::EncryptResponse> KmsV2Client::Encrypt(
     v2::EncryptRequest request, std::optional<absl::Duration> timeout) const {
   KMSP_RETURN_IF_ERROR(FillUid(request));
   grpc::ClientContext ctx;
-  PrepareContext(ctx, timeout.value_or(options_.timeout), options_.wait_for_ready);
+  PrepareCallContext(ctx, timeout.value_or(options_.timeout), options_.wait_for_ready);
   v2::EncryptResponse response;
   grpc::Status status = stub_->stub->Encrypt(&ctx, request, &response);
   WipeString(*request.mutable_plaintext());
@@ -75,7 +70,7 @@ absl::StatusOr<v2::DecryptResponse> KmsV2Client::Decrypt(
     v2::DecryptRequest request, std::optional<absl::Duration> timeout) const {
   KMSP_RETURN_IF_ERROR(FillUid(request));
   grpc::ClientContext ctx;
-  PrepareContext(ctx, timeout.value_or(options_.timeout), options_.wait_for_ready);
+  PrepareCallContext(ctx, timeout.value_or(options_.timeout), options_.wait_for_ready);
   v2::DecryptResponse response;
   KMSP_RETURN_IF_ERROR(FromGrpcStatus(stub_->stub->Decrypt(&ctx, request, &response)));
   return response;

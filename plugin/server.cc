@@ -151,20 +151,15 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   const int threads =
       options.serving_threads > 0 ? options.serving_threads : DefaultServingThreads();
   for (int i = 0; i < threads; ++i) s->serving_.emplace_back(ServeQueue, s->cq_.get());
-  grpc::Server* server = s->server_.get();
-  AdminConnections* connections = &s->admin_connections_;
-  if (s->kms_listener_ != nullptr) {
-    s->kms_listener_->Start([server, connections](int fd) {
-      connections->Record(fd, /*admin=*/false);
+  // Each admitted connection is recorded as admin or not before gRPC may take a call on it.
+  auto hand_over = [server = s->server_.get(), connections = &s->admin_connections_](bool admin) {
+    return [server, connections, admin](int fd) {
+      connections->Record(fd, admin);
       grpc::AddInsecureChannelFromFd(server, fd);
-    });
-  }
-  if (s->admin_listener_ != nullptr) {
-    s->admin_listener_->Start([server, connections](int fd) {
-      connections->Record(fd, /*admin=*/true);
-      grpc::AddInsecureChannelFromFd(server, fd);
-    });
-  }
+    };
+  };
+  if (s->kms_listener_ != nullptr) s->kms_listener_->Start(hand_over(/*admin=*/false));
+  if (s->admin_listener_ != nullptr) s->admin_listener_->Start(hand_over(/*admin=*/true));
   return s;
 }
 

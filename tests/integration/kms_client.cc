@@ -7,15 +7,11 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "plugin/channel.h"
 #include "plugin/grpc_status.h"
 
 namespace kmsplugin::testing {
 namespace {
-
-void PrepareContext(grpc::ClientContext& ctx, absl::Duration timeout) {
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  ctx.set_wait_for_ready(true);
-}
 
 KmsV2ClientOptions ClientOptions(absl::Duration timeout) {
   KmsV2ClientOptions options;
@@ -80,7 +76,7 @@ absl::StatusOr<std::string> ApiserverKmsClient::RoundTrip(std::string_view plain
 absl::StatusOr<std::string> ApiserverKmsClient::CallRaw(std::string_view method,
                                                         std::string_view request_bytes) {
   grpc::ClientContext ctx;
-  PrepareContext(ctx, timeout_);
+  PrepareCallContext(ctx, timeout_, /*wait_for_ready=*/true);
   grpc::Slice slice(request_bytes.data(), request_bytes.size());
   grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer response;

@@ -2,8 +2,6 @@
 // (kms_client.h). The only file of the tool, with etcd_client_grpc.cc, that includes <grpcpp/...>.
 #include <grpcpp/grpcpp.h>
 
-#include <chrono>
-
 #include "absl/synchronization/mutex.h"
 #include "base/printable.h"
 #include "base/status.h"
@@ -23,11 +21,6 @@ namespace {
 absl::Status PluginError(const absl::Status& s, std::string_view endpoint,
                          std::string_view method) {
   return AnnotatePeerError(s, fmt::format("KMS plugin {} {}", Printable(endpoint), method));
-}
-
-void PrepareContext(grpc::ClientContext* ctx, absl::Duration timeout) {
-  ctx->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout));
-  ctx->set_wait_for_ready(true);
 }
 
 // KMS v2 through the plugin's own client (plugin/kms_v2_client.h), with the apiserver's defaults.
@@ -87,7 +80,7 @@ class GrpcKmsV1Client final : public KmsV1Client {
   absl::StatusOr<std::string> Encrypt(const SecretBytes& plaintext) override {
     KMSP_RETURN_IF_ERROR(CheckVersion());
     grpc::ClientContext ctx;
-    PrepareContext(&ctx, timeout_);
+    PrepareCallContext(ctx, timeout_, /*wait_for_ready=*/true);
     v1beta1::EncryptRequest req;
     req.set_version(kV1Version);
     req.set_plain(std::string(plaintext.Reveal()));
@@ -101,7 +94,7 @@ class GrpcKmsV1Client final : public KmsV1Client {
   absl::StatusOr<SecretBytes> Decrypt(std::string_view ciphertext) override {
     KMSP_RETURN_IF_ERROR(CheckVersion());
     grpc::ClientContext ctx;
-    PrepareContext(&ctx, timeout_);
+    PrepareCallContext(ctx, timeout_, /*wait_for_ready=*/true);
     v1beta1::DecryptRequest req;
     req.set_version(kV1Version);
     req.set_cipher(std::string(ciphertext));
@@ -116,7 +109,7 @@ class GrpcKmsV1Client final : public KmsV1Client {
     absl::MutexLock lock(&mu_);
     if (version_checked_) return absl::OkStatus();
     grpc::ClientContext ctx;
-    PrepareContext(&ctx, timeout_);
+    PrepareCallContext(ctx, timeout_, /*wait_for_ready=*/true);
     v1beta1::VersionRequest req;
     req.set_version(kV1Version);
     v1beta1::VersionResponse resp;
