@@ -105,9 +105,9 @@ absl::Status Pkcs11Kms::Start() {
   const absl::Time deadline = absl::Now() + startup_timeout_;
   absl::Status problem;
   bool created = false;
-  auto run = pool_->Run(deadline, [&](ck_session_handle_t session, uint64_t generation) {
+  auto run = pool_->Run(deadline, [&](ck_session_handle_t session, uint64_t epoch) {
     problem = absl::OkStatus();
-    CallResult r = LoadKeys(session, generation, /*refresh=*/true, &problem);
+    CallResult r = LoadKeys(session, epoch, /*refresh=*/true, &problem);
     if (!r.ok() || !problem.ok() || Current() != 0 || !create_key_if_absent_) return r;
     ck_object_handle_t key = 0;
     r = GenerateKey(module_->f(), session, key_label_, 1, mechanism_, &key);
@@ -119,9 +119,9 @@ absl::Status Pkcs11Kms::Start() {
     spdlog::info("PKCS#11: no key labelled '{}' in token '{}' (serial {}): created {}, AES-256, "
                  "sensitive and not extractable",
                  Printable(key_label_), Printable(token_label_), Printable(serial_), Describe(1));
-    run = pool_->Run(deadline, [&](ck_session_handle_t session, uint64_t generation) {
+    run = pool_->Run(deadline, [&](ck_session_handle_t session, uint64_t epoch) {
       problem = absl::OkStatus();
-      return LoadKeys(session, generation, /*refresh=*/true, &problem);
+      return LoadKeys(session, epoch, /*refresh=*/true, &problem);
     });
     KMSP_RETURN_IF_ERROR(Outcome(run, problem, "start", false));
   }
@@ -151,11 +151,11 @@ absl::Status Pkcs11Kms::Start() {
   return absl::OkStatus();
 }
 
-CallResult Pkcs11Kms::LoadKeys(ck_session_handle_t session, uint64_t generation, bool refresh,
+CallResult Pkcs11Kms::LoadKeys(ck_session_handle_t session, uint64_t epoch, bool refresh,
                                absl::Status* problem) {
   {
     absl::MutexLock l(&mu_);
-    if (!refresh && keys_generation_ == generation) return CallResult{};
+    if (!refresh && keys_epoch_ == epoch) return CallResult{};
   }
   FoundKeys found;
   CallResult r = FindKeys(module_->f(), session, key_label_, &found);
@@ -185,7 +185,7 @@ CallResult Pkcs11Kms::LoadKeys(ck_session_handle_t session, uint64_t generation,
   }
   absl::MutexLock l(&mu_);
   keys_ = std::move(found.versions);
-  keys_generation_ = generation;
+  keys_epoch_ = epoch;
   if (!keys_.empty() && keys_.rbegin()->first > highest_seen_) {
     highest_seen_ = keys_.rbegin()->first;
   }
@@ -237,9 +237,9 @@ absl::StatusOr<WrappedKey> Pkcs11Kms::Wrap(const SecretBytes& key, const CallCon
   absl::Status problem;
   uint32_t version = 0;
   std::string blob;
-  auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t generation) {
+  auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t epoch) {
     problem = absl::OkStatus();
-    CallResult r = LoadKeys(session, generation, /*refresh=*/false, &problem);
+    CallResult r = LoadKeys(session, epoch, /*refresh=*/false, &problem);
     if (!r.ok() || !problem.ok()) return r;
     version = Current();
     const ck_object_handle_t handle = Handle(version);
@@ -284,13 +284,13 @@ absl::StatusOr<SecretBytes> Pkcs11Kms::Unwrap(const WrappedKey& wrapped, const C
   }
   absl::Status problem;
   SecretBytes key;
-  auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t generation) {
+  auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t epoch) {
     problem = absl::OkStatus();
-    CallResult r = LoadKeys(session, generation, /*refresh=*/false, &problem);
+    CallResult r = LoadKeys(session, epoch, /*refresh=*/false, &problem);
     if (!r.ok() || !problem.ok()) return r;
     ck_object_handle_t handle = Handle(*version);
     if (handle == 0) {  // A version another node created since we last looked?
-      r = LoadKeys(session, generation, /*refresh=*/true, &problem);
+      r = LoadKeys(session, epoch, /*refresh=*/true, &problem);
       if (!r.ok() || !problem.ok()) return r;
       handle = Handle(*version);
     }
@@ -312,9 +312,9 @@ absl::StatusOr<SecretBytes> Pkcs11Kms::Unwrap(const WrappedKey& wrapped, const C
 
 absl::StatusOr<KeyStatus> Pkcs11Kms::Probe(const CallContext& ctx) {
   absl::Status problem;
-  auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t generation) {
+  auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t epoch) {
     problem = absl::OkStatus();
-    return LoadKeys(session, generation, /*refresh=*/true, &problem);
+    return LoadKeys(session, epoch, /*refresh=*/true, &problem);
   });
   KMSP_RETURN_IF_ERROR(Outcome(run, problem, "probe", false));
   size_t count = 0;
@@ -345,9 +345,9 @@ absl::Status Pkcs11Kms::RotateKek(const CallContext& ctx) {
   absl::MutexLock rotate_lock(&rotate_mu_);
   absl::Status problem;
   uint32_t next = 0;
-  auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t generation) {
+  auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t epoch) {
     problem = absl::OkStatus();
-    CallResult r = LoadKeys(session, generation, /*refresh=*/true, &problem);
+    CallResult r = LoadKeys(session, epoch, /*refresh=*/true, &problem);
     if (!r.ok() || !problem.ok()) return r;
     uint32_t highest = 0;
     {
@@ -365,9 +365,9 @@ absl::Status Pkcs11Kms::RotateKek(const CallContext& ctx) {
   KMSP_RETURN_IF_ERROR(Outcome(run, problem, "rotate", false));
   spdlog::info("PKCS#11 rotation: created {}, AES-256, sensitive and not extractable; key_id {}",
                Describe(next), KekId(next));
-  run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t generation) {
+  run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t epoch) {
     problem = absl::OkStatus();
-    return LoadKeys(session, generation, /*refresh=*/true, &problem);
+    return LoadKeys(session, epoch, /*refresh=*/true, &problem);
   });
   return Outcome(run, problem, "rotate", false);
 }

@@ -96,11 +96,11 @@ class Pkcs11Kms final : public KeyEncryptionService {
             std::unique_ptr<SessionPool> pool);
 
   absl::Status Start();
-  // Within a session: (re-)finds the key versions when the connection changed or `refresh`, and
+  // Within a session: (re-)finds the key versions when the handle epoch changed or `refresh`, and
   // checks the attributes of versions not seen before. `problem` gets a non-PKCS#11 failure.
-  CallResult LoadKeys(ck_session_handle_t session, uint64_t generation, bool refresh,
+  CallResult LoadKeys(ck_session_handle_t session, uint64_t epoch, bool refresh,
                       absl::Status* problem);
-  // The handle of `version` on connection `generation` (after LoadKeys), or 0.
+  // The handle of `version` (after LoadKeys), or 0.
   ck_object_handle_t Handle(uint32_t version);
   uint32_t Current();
   // Maps a pool result to a status: `problem` first, then the PKCS#11 code.
@@ -120,7 +120,7 @@ class Pkcs11Kms final : public KeyEncryptionService {
   Pkcs11KmsOptions::MechanismChoice choice_;
 
   absl::Mutex mu_;
-  uint64_t keys_generation_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
+  uint64_t keys_epoch_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
   std::map<uint32_t, ck_object_handle_t> keys_ ABSL_GUARDED_BY(mu_);
   std::set<uint32_t> checked_ ABSL_GUARDED_BY(mu_);  // Versions whose attributes passed.
   uint32_t highest_seen_ ABSL_GUARDED_BY(mu_) = 0;    // Sticky: a deleted current key revokes.

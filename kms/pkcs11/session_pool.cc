@@ -68,6 +68,7 @@ absl::Status SessionPool::FindToken(TokenIdentity* token) {
   for (ck_slot_id_t slot : slots) {
     struct ck_token_info info = {};
     if (f->C_GetTokenInfo(slot, &info) != CKR_OK) continue;
+    if ((info.flags & CKF_TOKEN_INITIALIZED) == 0) continue;  // A free slot (SoftHSM keeps one).
     std::string label = PaddedText(info.label, sizeof(info.label));
     if (label == token_label_) {
       TokenIdentity id;
@@ -169,6 +170,7 @@ absl::Status SessionPool::Reconnect(uint64_t seen_generation) {
     idle_.clear();
     open_ = 0;
     ++generation_;
+    ++epoch_;
     ++reconnects_;
   }
   spdlog::warn("PKCS#11 token '{}': reconnecting (C_Finalize, C_Initialize, login)",
@@ -191,6 +193,7 @@ SessionPool::Attempt SessionPool::RunOnce(absl::Time deadline, SessionFn fn, Cal
   absl::ReaderMutexLock module_lock(&module_mu_);
   ck_session_handle_t session = 0;
   ck_slot_id_t slot = 0;
+  uint64_t epoch = 0;
   bool have_session = false;
   {
     auto available = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -203,6 +206,7 @@ SessionPool::Attempt SessionPool::RunOnce(absl::Time deadline, SessionFn fn, Cal
       return Attempt::kDone;
     }
     *generation = generation_;
+    epoch = epoch_;
     slot = token_.slot;
     if (!pin_error_.ok()) {
       *status = pin_error_;
@@ -229,7 +233,7 @@ SessionPool::Attempt SessionPool::RunOnce(absl::Time deadline, SessionFn fn, Cal
     }
     session = *opened;
   }
-  *result = fn(session, *generation);
+  *result = fn(session, epoch);
   absl::MutexLock l(&mu_);
   if (generation_ != *generation) return Attempt::kDone;  // Cannot happen under the module lock.
   if (IsSessionLost(result->rv)) {
@@ -237,6 +241,8 @@ SessionPool::Attempt SessionPool::RunOnce(absl::Time deadline, SessionFn fn, Cal
     // without closing them (their handle numbers may already name new sessions).
     open_ -= 1 + idle_.size();
     idle_.clear();
+    // A logout (C_CloseAllSessions) may also have invalidated private object handles.
+    if (epoch_ == epoch) ++epoch_;
     return Attempt::kRetrySession;
   }
   if (IsTokenLost(result->rv)) return Attempt::kReconnect;
@@ -245,23 +251,30 @@ SessionPool::Attempt SessionPool::RunOnce(absl::Time deadline, SessionFn fn, Cal
 }
 
 absl::StatusOr<CallResult> SessionPool::Run(absl::Time deadline, SessionFn fn) {
+  // At most one retry on a new session and one on a new connection: a logout (all sessions
+  // closed) shows first as a lost session, then as stale key handles.
+  bool session_retried = false;
+  bool reconnected = false;
   CallResult result;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  while (true) {
     if (absl::Now() >= deadline) {
       return absl::DeadlineExceededError("deadline passed before the PKCS#11 call");
     }
     absl::Status status;
     uint64_t generation = 0;
     Attempt next = RunOnce(deadline, fn, &result, &status, &generation);
-    if (next == Attempt::kDone || attempt == 1) {
-      if (!status.ok()) return status;
-      return result;
+    if (next == Attempt::kRetrySession && !session_retried) {
+      session_retried = true;
+      continue;
     }
-    if (next == Attempt::kReconnect) {
+    if (next == Attempt::kReconnect && !reconnected) {
+      reconnected = true;
       if (absl::Status s = Reconnect(generation); !s.ok()) return s;
+      continue;
     }
+    if (!status.ok()) return status;
+    return result;
   }
-  return result;
 }
 
 TokenIdentity SessionPool::token() const {
@@ -272,6 +285,11 @@ TokenIdentity SessionPool::token() const {
 uint64_t SessionPool::generation() const {
   absl::MutexLock l(&mu_);
   return generation_;
+}
+
+uint64_t SessionPool::epoch() const {
+  absl::MutexLock l(&mu_);
+  return epoch_;
 }
 
 uint64_t SessionPool::reconnects() const {

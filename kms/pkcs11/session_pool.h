@@ -2,12 +2,16 @@
 // sessions, one per in-flight call (a session runs one operation of each kind at a time,
 // remote-kms-apis.md §4b.2), with recovery from lost sessions and lost tokens.
 //
-// Run(fn) lends fn a logged-in session. When fn reports (its first failing call's code):
+// Run(fn) lends fn a logged-in session. When fn reports (its first failing call's code; each
+// recovery at most once per Run):
 //   - a lost session (IsSessionLost): the idle sessions are dropped, fn runs once more on a new
 //     session;
 //   - a lost token or stale handle (IsTokenLost): the module is re-initialised (C_Finalize +
 //     C_Initialize), the slot found again by token label, the user logged in, and fn runs once
-//     more on the new connection (its `generation` tells it that handles must be found again).
+//     more on the new connection.
+// fn gets an `epoch` that changes whenever object handles may have gone stale (a reconnection, or
+// lost sessions, since a logout invalidates private handles on some modules): fn finds its key
+// handles again when it sees a new one.
 // Reconnection waits for every call in flight (a reader/writer lock held for each call), so no
 // call runs across C_Finalize.
 //
@@ -63,13 +67,14 @@ class SessionPool {
   // C_Initialize, find the token, check its PIN flags, open a session and log in.
   absl::Status Connect();
 
-  using SessionFn = absl::FunctionRef<CallResult(ck_session_handle_t session, uint64_t generation)>;
+  using SessionFn = absl::FunctionRef<CallResult(ck_session_handle_t session, uint64_t epoch)>;
   // See the file comment. The result is fn's last result; a non-OK status is the pool's own
   // failure (no session before the deadline, reconnection failed, PIN latched).
   absl::StatusOr<CallResult> Run(absl::Time deadline, SessionFn fn);
 
   TokenIdentity token() const;
-  uint64_t generation() const;
+  uint64_t generation() const;  // Connections so far (changes on reconnection).
+  uint64_t epoch() const;       // See SessionFn.
   // For tests and logs: reconnections so far, sessions open now.
   uint64_t reconnects() const;
   size_t open_sessions() const;
@@ -97,6 +102,7 @@ class SessionPool {
   mutable absl::Mutex mu_;
   TokenIdentity token_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<ck_session_handle_t> idle_ ABSL_GUARDED_BY(mu_);
   size_t open_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t reconnects_ ABSL_GUARDED_BY(mu_) = 0;
