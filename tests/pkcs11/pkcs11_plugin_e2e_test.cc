@@ -167,6 +167,24 @@ TEST_F(Pkcs11PluginE2eTest, RotateKekCreatesANewKeyObjectAndOldCiphertextsStillD
   EXPECT_EQ(new_dec.plaintext(), new_plaintext);
 }
 
+TEST_F(Pkcs11PluginE2eTest, DeletingTheCurrentKeyObjectMakesStatusUnhealthyAndRefusesDecrypt) {
+  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(Pkcs11Options()));
+  ApiserverKmsClient client(plugin->grpc_target());
+  const std::string plaintext = Secret("before-delete");
+  ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc, client.Encrypt(plaintext));
+  ASSERT_THAT(token_->DeleteKey("01"), IsOk());
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        auto s = client.Status();
+        return s.ok() && s->healthz() != "ok";
+      },
+      absl::Seconds(20)))
+      << "Status stayed ok with the key object deleted";
+  // Revocation purges the cached data keys: the ciphertext no longer decrypts.
+  EXPECT_FALSE(client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc)).ok());
+  EXPECT_THAT(plugin->Log(), HasSubstr("no AES key object labelled 'kek' is left"));
+}
+
 TEST_F(Pkcs11PluginE2eTest, AWrongPinStopsTheProcessWithAClearMessageAndNoPinInTheLog) {
   const std::string wrong = "wrong-pin-" + NewUuid();
   RecordSecret(wrong);
