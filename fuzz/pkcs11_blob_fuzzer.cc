@@ -1,6 +1,7 @@
 // libFuzzer target: every parser of the PKCS#11 backend's public formats (kms/pkcs11/
-// pkcs11_blob.h) on arbitrary bytes: the wrapped-key blob (stored in etcd), the kek_id (sent back by
-// the apiserver) and the CKA_ID version (read from the token). Properties checked on every input:
+// pkcs11_blob.h) on arbitrary bytes: the wrapped-key blob (stored in etcd), the kek_id (sent back
+// by the apiserver) and the CKA_ID version (read from the token). Properties checked on every
+// input:
 //   - no crash, no sanitizer report;
 //   - an accepted blob is re-encoded to the same bytes, its views lie inside the input, and its
 //     sizes are the ones format 1 allows (GCM: 12-byte IV, ciphertext and 16-byte tag; KWP: a

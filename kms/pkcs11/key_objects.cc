@@ -27,8 +27,8 @@ CallResult Fail(ck_rv_t rv, std::string_view call) { return CallResult{rv, call}
 
 }  // namespace
 
-CallResult FindKeys(struct ck_function_list* f, ck_session_handle_t session,
-                    std::string_view label, FoundKeys* out) {
+CallResult FindKeys(struct ck_function_list* f, ck_session_handle_t session, std::string_view label,
+                    FoundKeys* out) {
   ck_object_class_t cls = CKO_SECRET_KEY;
   ck_key_type_t type = CKK_AES;
   struct ck_attribute tmpl[] = {Attr(CKA_CLASS, &cls, sizeof(cls)),
@@ -142,14 +142,20 @@ CallResult GenerateKey(struct ck_function_list* f, ck_session_handle_t session,
   const std::string id = EncodeVersionId(version);
   unsigned char* gcm = mechanism == Mechanism::kAesGcm ? &kTrue : &kFalse;
   unsigned char* kwp = mechanism == Mechanism::kAesKeyWrapPad ? &kTrue : &kFalse;
-  struct ck_attribute tmpl[] = {
-      Attr(CKA_CLASS, &cls, sizeof(cls)),  Attr(CKA_KEY_TYPE, &type, sizeof(type)),
-      Attr(CKA_VALUE_LEN, &len, sizeof(len)), Attr(CKA_TOKEN, &kTrue, 1),
-      Attr(CKA_PRIVATE, &kTrue, 1),        Attr(CKA_SENSITIVE, &kTrue, 1),
-      Attr(CKA_EXTRACTABLE, &kFalse, 1),   Attr(CKA_MODIFIABLE, &kFalse, 1),
-      Attr(CKA_ENCRYPT, gcm, 1),           Attr(CKA_DECRYPT, gcm, 1),
-      Attr(CKA_WRAP, kwp, 1),              Attr(CKA_UNWRAP, kwp, 1),
-      Attr(CKA_LABEL, In(label), label.size()), Attr(CKA_ID, In(id), id.size())};
+  struct ck_attribute tmpl[] = {Attr(CKA_CLASS, &cls, sizeof(cls)),
+                                Attr(CKA_KEY_TYPE, &type, sizeof(type)),
+                                Attr(CKA_VALUE_LEN, &len, sizeof(len)),
+                                Attr(CKA_TOKEN, &kTrue, 1),
+                                Attr(CKA_PRIVATE, &kTrue, 1),
+                                Attr(CKA_SENSITIVE, &kTrue, 1),
+                                Attr(CKA_EXTRACTABLE, &kFalse, 1),
+                                Attr(CKA_MODIFIABLE, &kFalse, 1),
+                                Attr(CKA_ENCRYPT, gcm, 1),
+                                Attr(CKA_DECRYPT, gcm, 1),
+                                Attr(CKA_WRAP, kwp, 1),
+                                Attr(CKA_UNWRAP, kwp, 1),
+                                Attr(CKA_LABEL, In(label), label.size()),
+                                Attr(CKA_ID, In(id), id.size())};
   struct ck_mechanism mech = {CKM_AES_KEY_GEN, nullptr, 0};
   ck_rv_t rv = f->C_GenerateKey(session, &mech, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), key);
   if (rv != CKR_OK) return Fail(rv, "C_GenerateKey");
@@ -206,11 +212,13 @@ CallResult KwpWrap(struct ck_function_list* f, ck_session_handle_t session, ck_o
                    const SecretBytes& plaintext, std::string* out) {
   ck_object_class_t cls = CKO_SECRET_KEY;
   ck_key_type_t type = CKK_GENERIC_SECRET;
-  struct ck_attribute tmpl[] = {
-      Attr(CKA_CLASS, &cls, sizeof(cls)), Attr(CKA_KEY_TYPE, &type, sizeof(type)),
-      Attr(CKA_TOKEN, &kFalse, 1),        Attr(CKA_PRIVATE, &kTrue, 1),
-      Attr(CKA_SENSITIVE, &kFalse, 1),    Attr(CKA_EXTRACTABLE, &kTrue, 1),
-      Attr(CKA_VALUE, In(plaintext.Reveal()), plaintext.size())};
+  struct ck_attribute tmpl[] = {Attr(CKA_CLASS, &cls, sizeof(cls)),
+                                Attr(CKA_KEY_TYPE, &type, sizeof(type)),
+                                Attr(CKA_TOKEN, &kFalse, 1),
+                                Attr(CKA_PRIVATE, &kTrue, 1),
+                                Attr(CKA_SENSITIVE, &kFalse, 1),
+                                Attr(CKA_EXTRACTABLE, &kTrue, 1),
+                                Attr(CKA_VALUE, In(plaintext.Reveal()), plaintext.size())};
   ck_object_handle_t obj = 0;
   ck_rv_t rv = f->C_CreateObject(session, tmpl, 7, &obj);
   if (rv != CKR_OK) return Fail(rv, "C_CreateObject");
@@ -234,8 +242,7 @@ CallResult KwpUnwrap(struct ck_function_list* f, ck_session_handle_t session,
       Attr(CKA_SENSITIVE, &kFalse, 1),    Attr(CKA_EXTRACTABLE, &kTrue, 1)};
   struct ck_mechanism mech = {CKM_AES_KEY_WRAP_PAD, nullptr, 0};
   ck_object_handle_t obj = 0;
-  ck_rv_t rv =
-      f->C_UnwrapKey(session, &mech, key, In(wrapped), wrapped.size(), tmpl, 6, &obj);
+  ck_rv_t rv = f->C_UnwrapKey(session, &mech, key, In(wrapped), wrapped.size(), tmpl, 6, &obj);
   if (rv != CKR_OK) return Fail(rv, "C_UnwrapKey");
   SecretBytes buffer(wrapped.size());
   struct ck_attribute value = Attr(CKA_VALUE, buffer.RevealMutable(), buffer.size());

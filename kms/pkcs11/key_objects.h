@@ -25,8 +25,8 @@ struct FoundKeys {
 };
 
 // The AES secret-key objects labelled `label` (CKA_CLASS, CKA_KEY_TYPE, CKA_LABEL), by version.
-CallResult FindKeys(struct ck_function_list* f, ck_session_handle_t session,
-                    std::string_view label, FoundKeys* out);
+CallResult FindKeys(struct ck_function_list* f, ck_session_handle_t session, std::string_view label,
+                    FoundKeys* out);
 
 struct KeyAttributes {
   bool sensitive = false;

@@ -53,8 +53,7 @@ std::string KeyRef(std::string_view key_label, uint32_t version) {
   return PercentEncode(key_label) + "/v" + std::to_string(version);
 }
 
-std::string MakeKekId(std::string_view token_serial, std::string_view key_label,
-                      uint32_t version) {
+std::string MakeKekId(std::string_view token_serial, std::string_view key_label, uint32_t version) {
   return std::string(kKekIdPrefix) + PercentEncode(token_serial) + "/" + KeyRef(key_label, version);
 }
 
@@ -71,7 +70,9 @@ std::optional<uint32_t> ParseKekId(std::string_view kek_id, std::string_view tok
     if (c < '0' || c > '9') return std::nullopt;
   }
   uint64_t v = 0;
-  if (!absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &v) || v == 0 || v > UINT32_MAX) return std::nullopt;
+  if (!absl::SimpleAtoi(absl::string_view(digits.data(), digits.size()), &v) || v == 0 ||
+      v > UINT32_MAX)
+    return std::nullopt;
   return static_cast<uint32_t>(v);
 }
 

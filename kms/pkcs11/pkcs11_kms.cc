@@ -47,8 +47,8 @@ absl::StatusOr<std::unique_ptr<Pkcs11Kms>> Pkcs11Kms::Create(Pkcs11KmsOptions op
   }
   KMSP_ASSIGN_OR_RETURN(SecretBytes pin, ReadPin(options));
   if (pin.empty()) {
-    return absl::InvalidArgumentError(fmt::format("--pkcs11-pin-file {} holds an empty PIN",
-                                                  options.pin_file));
+    return absl::InvalidArgumentError(
+        fmt::format("--pkcs11-pin-file {} holds an empty PIN", options.pin_file));
   }
   std::unique_ptr<Pkcs11Module> module = std::move(options.module);
   if (module == nullptr) {
@@ -116,9 +116,10 @@ absl::Status Pkcs11Kms::Start() {
   });
   KMSP_RETURN_IF_ERROR(Outcome(run, problem, "start", false));
   if (created) {
-    spdlog::info("PKCS#11: no key labelled '{}' in token '{}' (serial {}): created {}, AES-256, "
-                 "sensitive and not extractable",
-                 Printable(key_label_), Printable(token_label_), Printable(serial_), Describe(1));
+    spdlog::info(
+        "PKCS#11: no key labelled '{}' in token '{}' (serial {}): created {}, AES-256, "
+        "sensitive and not extractable",
+        Printable(key_label_), Printable(token_label_), Printable(serial_), Describe(1));
     run = pool_->Run(deadline, [&](ck_session_handle_t session, uint64_t epoch) {
       problem = absl::OkStatus();
       return LoadKeys(session, epoch, /*refresh=*/true, &problem);
@@ -137,10 +138,11 @@ absl::Status Pkcs11Kms::Start() {
   absl::StatusOr<SecretBytes> unwrapped =
       wrapped.ok() ? Unwrap(*wrapped, ctx) : absl::StatusOr<SecretBytes>(wrapped.status());
   if (!unwrapped.ok()) {
-    return absl::Status(unwrapped.status().code(),
-                        fmt::format("PKCS#11 self-test (wrap and unwrap a random key with {}) "
-                                    "failed: {}",
-                                    MechanismName(mechanism_), std::string(unwrapped.status().message())));
+    return absl::Status(
+        unwrapped.status().code(),
+        fmt::format("PKCS#11 self-test (wrap and unwrap a random key with {}) "
+                    "failed: {}",
+                    MechanismName(mechanism_), std::string(unwrapped.status().message())));
   }
   if (!unwrapped->ConstantTimeEquals(probe_key)) {
     return absl::InternalError("PKCS#11 self-test: the unwrapped key differs from the wrapped one");
@@ -244,9 +246,9 @@ absl::StatusOr<WrappedKey> Pkcs11Kms::Wrap(const SecretBytes& key, const CallCon
     version = Current();
     const ck_object_handle_t handle = Handle(version);
     if (handle == 0) {
-      problem = absl::FailedPreconditionError(fmt::format(
-          "no AES key object labelled '{}' in PKCS#11 token '{}'", Printable(key_label_),
-          Printable(token_label_)));
+      problem = absl::FailedPreconditionError(
+          fmt::format("no AES key object labelled '{}' in PKCS#11 token '{}'",
+                      Printable(key_label_), Printable(token_label_)));
       return r;
     }
     std::string body;
@@ -279,8 +281,8 @@ absl::StatusOr<SecretBytes> Pkcs11Kms::Unwrap(const WrappedKey& wrapped, const C
   }
   absl::StatusOr<ParsedBlob> parsed = ParseBlob(wrapped.blob);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        fmt::format("kek_id {}: {}", Printable(wrapped.kek_id), std::string(parsed.status().message())));
+    return absl::InvalidArgumentError(fmt::format("kek_id {}: {}", Printable(wrapped.kek_id),
+                                                  std::string(parsed.status().message())));
   }
   absl::Status problem;
   SecretBytes key;
@@ -295,9 +297,8 @@ absl::StatusOr<SecretBytes> Pkcs11Kms::Unwrap(const WrappedKey& wrapped, const C
       handle = Handle(*version);
     }
     if (handle == 0) {
-      problem = absl::FailedPreconditionError(
-          fmt::format("{} is not in the token (kek_id {})", Describe(*version),
-                      Printable(wrapped.kek_id)));
+      problem = absl::FailedPreconditionError(fmt::format(
+          "{} is not in the token (kek_id {})", Describe(*version), Printable(wrapped.kek_id)));
       return r;
     }
     if (parsed->mechanism == Mechanism::kAesKeyWrapPad) {
@@ -332,13 +333,13 @@ absl::StatusOr<KeyStatus> Pkcs11Kms::Probe(const CallContext& ctx) {
                     Printable(key_label_), Printable(token_label_)));
   }
   if (current < highest) {
-    return absl::FailedPreconditionError(fmt::format(
-        "{} (the current KEK) is gone from the token", Describe(highest)));
+    return absl::FailedPreconditionError(
+        fmt::format("{} (the current KEK) is gone from the token", Describe(highest)));
   }
   return KeyStatus{KekId(current),
                    fmt::format("PKCS#11 token '{}' serial {}, key '{}' version {} ({} versions)",
-                               Printable(token_label_), Printable(serial_),
-                               Printable(key_label_), current, count)};
+                               Printable(token_label_), Printable(serial_), Printable(key_label_),
+                               current, count)};
 }
 
 absl::Status Pkcs11Kms::RotateKek(const CallContext& ctx) {

@@ -123,8 +123,8 @@ class Pkcs11Kms final : public KeyEncryptionService {
   uint64_t keys_epoch_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
   std::map<uint32_t, ck_object_handle_t> keys_ ABSL_GUARDED_BY(mu_);
   std::set<uint32_t> checked_ ABSL_GUARDED_BY(mu_);  // Versions whose attributes passed.
-  uint32_t highest_seen_ ABSL_GUARDED_BY(mu_) = 0;    // Sticky: a deleted current key revokes.
-  absl::Mutex rotate_mu_;                             // One RotateKek at a time.
+  uint32_t highest_seen_ ABSL_GUARDED_BY(mu_) = 0;   // Sticky: a deleted current key revokes.
+  absl::Mutex rotate_mu_;                            // One RotateKek at a time.
 };
 
 }  // namespace kmsplugin::pkcs11

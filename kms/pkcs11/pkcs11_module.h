@@ -22,7 +22,7 @@
 
 namespace kmsplugin::pkcs11 {
 
-// "CKR_PIN_INCORRECT (0xa0)"; "CKR_0x8000001f" style "unknown CKR (0x…)" for unknown codes.
+// "CKR_PIN_INCORRECT (0xa0)"; "CKR 0x8000001f" for a code it does not know.
 std::string CkrName(ck_rv_t rv);
 
 // The classes of return codes that the backend recovers from (remote-kms-apis.md §4b.6).
@@ -57,7 +57,9 @@ class Pkcs11Module {
   Pkcs11Module(const Pkcs11Module&) = delete;
   Pkcs11Module& operator=(const Pkcs11Module&) = delete;
 
-  struct ck_function_list* f() const { return functions_; }
+  struct ck_function_list* f() const {
+    return functions_;
+  }
   const std::string& path() const { return path_; }
 
   // C_Initialize with CKF_OS_LOCKING_OK. CKR_CRYPTOKI_ALREADY_INITIALIZED is fine: someone else in

@@ -201,8 +201,8 @@ SessionPool::Attempt SessionPool::RunOnce(absl::Time deadline, SessionFn fn, Cal
     };
     if (!mu_.LockWhenWithDeadline(absl::Condition(&available), deadline)) {
       mu_.Unlock();
-      *status = absl::DeadlineExceededError(fmt::format(
-          "no PKCS#11 session free before the deadline ({} in use)", max_sessions_));
+      *status = absl::DeadlineExceededError(
+          fmt::format("no PKCS#11 session free before the deadline ({} in use)", max_sessions_));
       return Attempt::kDone;
     }
     *generation = generation_;

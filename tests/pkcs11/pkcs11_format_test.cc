@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "crypto/encoding.h"
 #include "gmock/gmock.h"
@@ -16,8 +17,8 @@
 namespace kmsplugin::pkcs11 {
 namespace {
 
-using ::kmsplugin::testing::SoftHsmToken;
 using ::kmsplugin::testing::IsOk;
+using ::kmsplugin::testing::SoftHsmToken;
 using ::kmsplugin::testing::StatusIs;
 using ::kmsplugin::testing::TempDir;
 using ::testing::HasSubstr;
@@ -32,10 +33,10 @@ TEST(Pkcs11KekIdTest, IsPrefixSerialLabelAndDecimalVersionWithOddBytesPercentEnc
 TEST(Pkcs11KekIdTest, ParsesOnlyItsOwnTokenAndLabelAndCanonicalVersions) {
   EXPECT_THAT(ParseKekId("pkcs11:s1/kek/v7", "s1", "kek"), Optional(7U));
   EXPECT_THAT(ParseKekId("pkcs11:A%20B/k%2F/v1", "A B", "k/"), Optional(1U));
-  for (const char* other : {"pkcs11:s2/kek/v7", "pkcs11:s1/kek2/v7", "pkcs11:s1/ke/v7",
-                            "pkcs11:s1/kek/v0", "pkcs11:s1/kek/v07", "pkcs11:s1/kek/v",
-                            "pkcs11:s1/kek/v4294967296", "pkcs11:s1/kek/v1x", "aws:s1/kek/v1",
-                            "pkcs11:s1/kek/7", ""}) {
+  for (const char* other :
+       {"pkcs11:s2/kek/v7", "pkcs11:s1/kek2/v7", "pkcs11:s1/ke/v7", "pkcs11:s1/kek/v0",
+        "pkcs11:s1/kek/v07", "pkcs11:s1/kek/v", "pkcs11:s1/kek/v4294967296", "pkcs11:s1/kek/v1x",
+        "aws:s1/kek/v1", "pkcs11:s1/kek/7", ""}) {
     EXPECT_EQ(ParseKekId(other, "s1", "kek"), std::nullopt) << other;
   }
 }
@@ -69,8 +70,9 @@ TEST(Pkcs11BlobTest, ParsesFormatOneAndRefusesEverythingElse) {
   EXPECT_EQ(kwp->mechanism, Mechanism::kAesKeyWrapPad);
   EXPECT_EQ(kwp->body.size(), 40U);
   for (const std::string& bad :
-       {std::string(), std::string("\x01", 1), std::string("\x02\x01", 2) + iv + body,
-        std::string("\x01\x03", 2) + iv + body, std::string("\x01\x01", 2) + iv + "0123456789abcdef",
+       {std::string(), std::string("\x01", 1), absl::StrCat(std::string("\x02\x01", 2), iv, body),
+        absl::StrCat(std::string("\x01\x03", 2), iv, body),
+        std::string("\x01\x01", 2) + iv + "0123456789abcdef",
         std::string("\x01\x02", 2) + std::string(41, 'w'), std::string("\x01\x02", 2) + "12345678",
         std::string("\x01\x01", 2) + std::string(kMaxBlobSize, 'x')}) {
     EXPECT_THAT(ParseBlob(bad).status(), StatusIs(absl::StatusCode::kInvalidArgument))
@@ -91,8 +93,8 @@ TEST(Pkcs11ModuleTest, NamesReturnCodesAndClassifiesTheRecoverableOnes) {
 
 std::map<std::string, std::string> ReadGolden() {
   std::map<std::string, std::string> fields;
-  auto text = testing::ReadFile(std::string(KMSP_SOURCE_DIR) +
-                                "/tests/pkcs11/testdata/golden_blob_v1.txt");
+  auto text =
+      testing::ReadFile(std::string(KMSP_SOURCE_DIR) + "/tests/pkcs11/testdata/golden_blob_v1.txt");
   EXPECT_TRUE(text.ok()) << text.status();
   for (absl::string_view line : absl::StrSplit(text.value_or(""), '\n')) {
     if (line.empty() || line[0] == '#') continue;
@@ -115,8 +117,9 @@ TEST(Pkcs11GoldenTest, TheFrozenBlobUnwrapsToTheKnownDataKeyInASoftHsmToken) {
   auto data_key = HexDecode(g["data_key"]);
   auto blob = HexDecode(g["blob"]);
   ASSERT_TRUE(id.ok() && kek.ok() && data_key.ok() && blob.ok());
-  ASSERT_THAT(testing::ImportAesKey("kms-test", SoftHsmToken::kDefaultPin, g["kek_label"], *id, *kek),
-              IsOk());
+  ASSERT_THAT(
+      testing::ImportAesKey("kms-test", SoftHsmToken::kDefaultPin, g["kek_label"], *id, *kek),
+      IsOk());
   auto serial = token->Serial();
   ASSERT_TRUE(serial.ok()) << serial.status();
 
@@ -141,15 +144,16 @@ TEST(Pkcs11GoldenTest, TheFrozenBlobUnwrapsToTheKnownDataKeyInASoftHsmToken) {
   for (size_t i : {size_t{2}, size_t{14}, blob->size() - 1}) {
     std::string tampered = *blob;
     tampered[i] = static_cast<char>(tampered[i] ^ 0x01);
-    EXPECT_THAT((*kms)->Unwrap({kek_id, tampered}, CallContext::WithTimeout(absl::Seconds(30)))
-                    .status(),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not authenticate")))
+    EXPECT_THAT(
+        (*kms)->Unwrap({kek_id, tampered}, CallContext::WithTimeout(absl::Seconds(30))).status(),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not authenticate")))
         << i;
   }
   // The same blob under another version of the label does not open either (AAD binds it).
   ASSERT_THAT((*kms)->RotateKek(CallContext::WithTimeout(absl::Seconds(30))), IsOk());
-  EXPECT_THAT((*kms)->Unwrap({"pkcs11:" + *serial + "/golden-kek/v259", *blob},
-                             CallContext::WithTimeout(absl::Seconds(30)))
+  EXPECT_THAT((*kms)
+                  ->Unwrap({"pkcs11:" + *serial + "/golden-kek/v259", *blob},
+                           CallContext::WithTimeout(absl::Seconds(30)))
                   .status(),
               StatusIs(absl::StatusCode::kInvalidArgument));
 }

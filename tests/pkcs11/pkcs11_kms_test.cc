@@ -4,6 +4,8 @@
 // through a function list with C_Login / C_GetTokenInfo replaced, SoftHSM having no lockout), a
 // missing token, and recovery from lost sessions and a finalised module. HSM calls are counted
 // through a copy of SoftHSM's function list (tests/pkcs11/pkcs11_test_util.h).
+#include "kms/pkcs11/pkcs11_kms.h"
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,7 +15,6 @@
 #include "crypto/random.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "kms/pkcs11/pkcs11_kms.h"
 #include "tests/matchers.h"
 #include "tests/pkcs11/pkcs11_test_util.h"
 
@@ -21,8 +22,8 @@ namespace kmsplugin::pkcs11 {
 namespace {
 
 using ::kmsplugin::testing::Counters;
-using ::kmsplugin::testing::SoftHsmToken;
 using ::kmsplugin::testing::IsOk;
+using ::kmsplugin::testing::SoftHsmToken;
 using ::kmsplugin::testing::StatusIs;
 using ::kmsplugin::testing::TempDir;
 using ::testing::AllOf;
@@ -49,7 +50,8 @@ class Pkcs11KmsTest : public ::testing::Test {
   // The backend on the counting function list, key label "kek".
   static Pkcs11KmsOptions Options() {
     Pkcs11KmsOptions o;
-    o.module = Pkcs11Module::FromFunctionList(testing::CountingFunctions(), testing::kSoftHsmModule);
+    o.module =
+        Pkcs11Module::FromFunctionList(testing::CountingFunctions(), testing::kSoftHsmModule);
     o.token_label = "kms-test";
     o.key_label = "kek";
     o.pin = SecretBytes::CopyFrom(SoftHsmToken::kDefaultPin);
@@ -65,7 +67,9 @@ class Pkcs11KmsTest : public ::testing::Test {
   std::string KekId(int version) const {
     return "pkcs11:" + serial_ + "/kek/v" + std::to_string(version);
   }
-  std::vector<std::string> Ids() const { return token_->KeyIds("kek").value_or(std::vector<std::string>{"error"}); }
+  std::vector<std::string> Ids() const {
+    return token_->KeyIds("kek").value_or(std::vector<std::string>{"error"});
+  }
 
   // Wraps and unwraps a fresh key; its kek_id.
   static std::string RoundTrip(Pkcs11Kms& kms) {
@@ -149,7 +153,7 @@ TEST_F(Pkcs11KmsTest, KekIdsOfAnotherTokenOrLabelFailWithoutAnHsmCall) {
   const int finds = Counters().finds.load();
   for (const std::string& other : std::vector<std::string>{
            "pkcs11:0000000000000000/kek/v1", "pkcs11:" + serial_ + "/kek2/v1",
-        "pkcs11:" + serial_ + "/kek/v01", "aws:arn/kek/v1", std::string()}) {
+           "pkcs11:" + serial_ + "/kek/v01", "aws:arn/kek/v1", std::string()}) {
     EXPECT_THAT(kms->Unwrap({other, wrapped->blob}, Ctx()).status(),
                 StatusIs(absl::StatusCode::kFailedPrecondition))
         << other;
@@ -301,8 +305,7 @@ TEST_F(Pkcs11KmsTest, APassedDeadlineStartsNoCall) {
   ASSERT_NE(kms, nullptr);
   const int crypto = Counters().crypto.load();
   CallContext late{absl::Now() - absl::Seconds(1), "late"};
-  EXPECT_THAT(kms->Wrap(NewKey(), late).status(),
-              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(kms->Wrap(NewKey(), late).status(), StatusIs(absl::StatusCode::kDeadlineExceeded));
   EXPECT_EQ(Counters().crypto.load(), crypto);
 }
 

@@ -38,10 +38,22 @@ class Pkcs11PluginE2eTest : public PluginTestBase {
   PluginOptions Pkcs11Options(const std::string& name = "kms",
                               const std::string& module = kSoftHsmModule) {
     PluginOptions o = Options(name);
-    o.args = {"--kms",          "pkcs11",        "--pkcs11-module",     module,
-              "--pkcs11-token-label", "kms-test", "--pkcs11-pin-file", pin_file_,
-              "--pkcs11-key-label",   "kek",      "--key-poll-interval", "1s",
-              "--kms-timeout",        "5s",       "--log-level",        "debug"};
+    o.args = {"--kms",
+              "pkcs11",
+              "--pkcs11-module",
+              module,
+              "--pkcs11-token-label",
+              "kms-test",
+              "--pkcs11-pin-file",
+              pin_file_,
+              "--pkcs11-key-label",
+              "kek",
+              "--key-poll-interval",
+              "1s",
+              "--kms-timeout",
+              "5s",
+              "--log-level",
+              "debug"};
     o.env = token_->Env();
     return o;
   }
@@ -54,7 +66,9 @@ class Pkcs11PluginE2eTest : public PluginTestBase {
     RecordSecret(s);
     return s;
   }
-  std::vector<std::string> Ids() const { return token_->KeyIds("kek").value_or(std::vector<std::string>{"error"}); }
+  std::vector<std::string> Ids() const {
+    return token_->KeyIds("kek").value_or(std::vector<std::string>{"error"});
+  }
 
   // Starts a plugin expected to stop at start-up; its exit and log.
   void ExpectStartupFailure(const PluginOptions& options, const std::string& message) {
@@ -74,10 +88,11 @@ class Pkcs11PluginE2eTest : public PluginTestBase {
 
 // HSM crypto calls in a pkcs11-spy log.
 int CryptoCalls(const std::string& spy_log) {
-  static const std::regex kCall(R"(^\d+: C_(Encrypt|EncryptInit|Decrypt|DecryptInit|WrapKey|UnwrapKey)$)",
-                                std::regex::multiline);
-  return static_cast<int>(std::distance(
-      std::sregex_iterator(spy_log.begin(), spy_log.end(), kCall), std::sregex_iterator()));
+  static const std::regex kCall(
+      R"(^\d+: C_(Encrypt|EncryptInit|Decrypt|DecryptInit|WrapKey|UnwrapKey)$)",
+      std::regex::multiline);
+  return static_cast<int>(std::distance(std::sregex_iterator(spy_log.begin(), spy_log.end(), kCall),
+                                        std::sregex_iterator()));
 }
 
 TEST_F(Pkcs11PluginE2eTest, ConformsToTheApiserverContractOnAKeyItCreatesAndLogs) {

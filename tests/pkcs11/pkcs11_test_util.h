@@ -24,7 +24,8 @@ inline struct ck_function_list* SoftHsmFunctions() {
     using Get = ck_rv_t (*)(struct ck_function_list**);
     auto get = reinterpret_cast<Get>(dlsym(h, "C_GetFunctionList"));
     struct ck_function_list* list = nullptr;
-    if (get == nullptr || get(&list) != CKR_OK) return static_cast<struct ck_function_list*>(nullptr);
+    if (get == nullptr || get(&list) != CKR_OK)
+      return static_cast<struct ck_function_list*>(nullptr);
     return list;
   }();
   return f;
@@ -88,8 +89,8 @@ inline struct ck_function_list* CountingFunctions() {
       return SoftHsmFunctions()->C_WrapKey(s, m, k, o, out, n);
     };
     l.C_UnwrapKey = [](ck_session_handle_t s, struct ck_mechanism* m, ck_object_handle_t k,
-                       unsigned char* in, unsigned long n, struct ck_attribute* t,
-                       unsigned long tn, ck_object_handle_t* o) -> ck_rv_t {
+                       unsigned char* in, unsigned long n, struct ck_attribute* t, unsigned long tn,
+                       ck_object_handle_t* o) -> ck_rv_t {
       ++Counters().crypto;
       return SoftHsmFunctions()->C_UnwrapKey(s, m, k, in, n, t, tn, o);
     };
@@ -124,7 +125,8 @@ inline absl::Status ImportAesKey(const std::string& token_label, const std::stri
       continue;
     }
     ck_session_handle_t s = 0;
-    ck_rv_t rv = f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s);
+    ck_rv_t rv =
+        f->C_OpenSession(slots[i], CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &s);
     if (rv != CKR_OK) return fail("C_OpenSession", rv);
     rv = f->C_Login(s, CKU_USER, reinterpret_cast<unsigned char*>(const_cast<char*>(pin.data())),
                     pin.size());
@@ -132,18 +134,17 @@ inline absl::Status ImportAesKey(const std::string& token_label, const std::stri
     ck_object_class_t cls = CKO_SECRET_KEY;
     ck_key_type_t type = CKK_AES;
     unsigned char yes = 1, no = 0;
-    struct ck_attribute t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_KEY_TYPE, &type, sizeof(type)},
-        {CKA_TOKEN, &yes, 1},
-        {CKA_PRIVATE, &yes, 1},
-        {CKA_SENSITIVE, &yes, 1},
-        {CKA_EXTRACTABLE, &no, 1},
-        {CKA_ENCRYPT, &yes, 1},
-        {CKA_DECRYPT, &yes, 1},
-        {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
-        {CKA_ID, const_cast<char*>(id.data()), id.size()},
-        {CKA_VALUE, const_cast<char*>(value.data()), value.size()}};
+    struct ck_attribute t[] = {{CKA_CLASS, &cls, sizeof(cls)},
+                               {CKA_KEY_TYPE, &type, sizeof(type)},
+                               {CKA_TOKEN, &yes, 1},
+                               {CKA_PRIVATE, &yes, 1},
+                               {CKA_SENSITIVE, &yes, 1},
+                               {CKA_EXTRACTABLE, &no, 1},
+                               {CKA_ENCRYPT, &yes, 1},
+                               {CKA_DECRYPT, &yes, 1},
+                               {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+                               {CKA_ID, const_cast<char*>(id.data()), id.size()},
+                               {CKA_VALUE, const_cast<char*>(value.data()), value.size()}};
     ck_object_handle_t obj = 0;
     rv = f->C_CreateObject(s, t, sizeof(t) / sizeof(t[0]), &obj);
     if (rv != CKR_OK) return fail("C_CreateObject", rv);

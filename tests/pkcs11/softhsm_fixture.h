@@ -7,8 +7,8 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <system_error>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -55,13 +55,16 @@ class SoftHsmToken {
   const std::string& pin() const { return pin_; }
   // "SOFTHSM2_CONF=<conf>" for a child process.
   std::vector<std::string> Env() const { return {"SOFTHSM2_CONF=" + conf_}; }
-  // For this process (the in-process tests load the module themselves).
-  void SetProcessEnv() const { setenv("SOFTHSM2_CONF", conf_.c_str(), 1); }
+  // For this process (the in-process tests load the module themselves), set between tests while
+  // no other thread reads the environment.
+  void SetProcessEnv() const {
+    setenv("SOFTHSM2_CONF", conf_.c_str(), 1);  // NOLINT(concurrency-mt-unsafe): see above.
+  }
 
   // Another token in the same SoftHSM (same conf).
   absl::Status InitToken(const std::string& label, const std::string& pin) const {
-    return Run(kSoftHsmUtil, {"--init-token", "--free", "--label", label, "--pin", pin, "--so-pin",
-                              kSoPin})
+    return Run(kSoftHsmUtil,
+               {"--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", kSoPin})
         .status();
   }
 
@@ -74,8 +77,8 @@ class SoftHsmToken {
 
   // pkcs11-tool on this token, logged in; its output, or an error with the output.
   absl::StatusOr<std::string> Tool(std::vector<std::string> args) const {
-    std::vector<std::string> all = {"--module", kSoftHsmModule, "--token-label", label_,
-                                    "--login",  "--pin",        pin_};
+    std::vector<std::string> all = {
+        "--module", kSoftHsmModule, "--token-label", label_, "--login", "--pin", pin_};
     all.insert(all.end(), args.begin(), args.end());
     return Run(kPkcs11Tool, all);
   }
@@ -84,8 +87,8 @@ class SoftHsmToken {
   // --private, plus `extra` (e.g. "--extractable").
   absl::Status KeyGen(const std::string& key_label, const std::string& id_hex,
                       std::vector<std::string> extra = {}, bool sensitive = true) const {
-    std::vector<std::string> args = {"--keygen", "--key-type", "AES:32", "--label", key_label,
-                                     "--id",     id_hex,       "--private"};
+    std::vector<std::string> args = {"--keygen", "--key-type", "AES:32", "--label",
+                                     key_label,  "--id",       id_hex,   "--private"};
     if (sensitive) args.emplace_back("--sensitive");
     args.insert(args.end(), extra.begin(), extra.end());
     return Tool(args).status();
@@ -142,8 +145,8 @@ class SoftHsmToken {
     if (!exit.ok()) return exit.status();
     std::string out = ReadFile(p.stdout_path).value_or("");
     if (!exit->exited || exit->code != 0) {
-      return absl::InternalError(
-          fmt::format("{} {} failed ({}):\n{}", binary, fmt::join(args, " "), exit->ToString(), out));
+      return absl::InternalError(fmt::format("{} {} failed ({}):\n{}", binary, fmt::join(args, " "),
+                                             exit->ToString(), out));
     }
     return out;
   }
