@@ -14,6 +14,8 @@ absl::Status PinStatus(ck_rv_t rv, std::string_view token_label) {
   const std::string token = Printable(token_label);
   switch (rv) {
     case CKR_PIN_INCORRECT:
+    case CKR_PIN_INVALID:
+    case CKR_PIN_LEN_RANGE:
       return absl::UnauthenticatedError(fmt::format(
           "the PIN of PKCS#11 token '{}' is wrong ({}); not retrying, since every failed login "
           "counts toward the token's lockout: fix --pkcs11-pin-file and restart",

@@ -17,12 +17,14 @@
 //
 // Login: once per connection; a new session of a connection is logged in only when
 // C_GetSessionInfo says it is not (CKR_USER_ALREADY_LOGGED_IN counts as success). A PIN refused
-// (CKR_PIN_INCORRECT, CKR_PIN_LOCKED, CKR_PIN_EXPIRED, CKR_USER_PIN_NOT_INITIALIZED) or a token
+// (CKR_PIN_INCORRECT, CKR_PIN_INVALID, CKR_PIN_LEN_RANGE, CKR_PIN_LOCKED, CKR_PIN_EXPIRED,
+// CKR_USER_PIN_NOT_INITIALIZED) or a token
 // flagged CKF_USER_PIN_LOCKED is latched: no further C_Login is ever attempted by this pool (each
 // failure counts toward the token's lockout), and every later Run fails with the same status.
-// Codes: wrong PIN UNAUTHENTICATED; locked, expired or uninitialised PIN PERMISSION_DENIED; no
-// token with the label UNAVAILABLE (the message lists the labels found); DEADLINE_EXCEEDED when
-// the deadline passes before a call can start (a call in progress is never interrupted).
+// Codes: wrong PIN (incorrect, invalid, wrong length) UNAUTHENTICATED; locked, expired or
+// uninitialised PIN PERMISSION_DENIED; no token with the label UNAVAILABLE (the message lists the
+// labels found); DEADLINE_EXCEEDED when the deadline passes before a call can start (a call in
+// progress is never interrupted).
 //
 // Thread-safe. The PIN is held in SecretBytes and never appears in a message.
 #ifndef KMSP_KMS_PKCS11_SESSION_POOL_H_

@@ -144,6 +144,17 @@ TEST_F(Pkcs11KmsTest, KeyWrapPadWrapsInTheTokenWhenChosen) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST_F(Pkcs11KmsTest, ATokenWithoutGcmFallsBackToKeyWrapPad) {
+  Counters().no_gcm = true;
+  auto kms = MustCreate();
+  ASSERT_NE(kms, nullptr);
+  EXPECT_EQ(kms->mechanism(), Mechanism::kAesKeyWrapPad);
+  EXPECT_EQ(RoundTrip(*kms), KekId(1));
+  auto listing = token_->Tool({"--list-objects", "--type", "secrkey"});
+  ASSERT_TRUE(listing.ok()) << listing.status();
+  EXPECT_THAT(*listing, HasSubstr("wrap, unwrap"));  // The created key is a wrapping key.
+}
+
 TEST_F(Pkcs11KmsTest, KekIdsOfAnotherTokenOrLabelFailWithoutAnHsmCall) {
   auto kms = MustCreate();
   ASSERT_NE(kms, nullptr);
@@ -218,6 +229,25 @@ TEST_F(Pkcs11KmsTest, AWrongPinIsUnauthenticatedAfterExactlyOneLogin) {
   EXPECT_THAT(kms.status().message(), ::testing::Not(HasSubstr("9999")));
   EXPECT_TRUE(IsKeyRevokedError(kms.status()));
   EXPECT_EQ(Counters().logins.load(), 1);
+}
+
+TEST_F(Pkcs11KmsTest, APinRefusedWhileServingIsLatchedAndNeverTriedAgain) {
+  auto kms = MustCreate();
+  ASSERT_NE(kms, nullptr);
+  Counters().login_rv = CKR_PIN_INCORRECT;  // E.g. the PIN was changed under the plugin.
+  struct ck_function_list* f = testing::SoftHsmFunctions();
+  ck_slot_id_t slots[8];
+  unsigned long n = 8;
+  ASSERT_EQ(f->C_GetSlotList(1, slots, &n), CKR_OK);
+  for (unsigned long i = 0; i < n; ++i) f->C_CloseAllSessions(slots[i]);  // Logs out.
+  const int logins = Counters().logins.load();
+  for (int i = 0; i < 5; ++i) {
+    auto wrapped = kms->Wrap(NewKey(), Ctx());
+    EXPECT_THAT(wrapped.status(), StatusIs(absl::StatusCode::kUnauthenticated)) << i;
+    EXPECT_TRUE(IsKeyRevokedError(wrapped.status()));
+    EXPECT_THAT(kms->Probe(Ctx()).status(), StatusIs(absl::StatusCode::kUnauthenticated)) << i;
+  }
+  EXPECT_EQ(Counters().logins.load(), logins + 1);
 }
 
 TEST_F(Pkcs11KmsTest, ALockedPinIsPermissionDeniedFromTheFlagWithoutALoginOrFromCkrPinLocked) {

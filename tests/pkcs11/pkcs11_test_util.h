@@ -38,12 +38,14 @@ struct Pkcs11Counters {
   std::atomic<int> finds{0};   // C_FindObjectsInit.
   std::atomic<unsigned long> login_rv{CKR_OK};  // Non-OK: C_Login returns it without calling.
   std::atomic<bool> pin_locked_flag{false};     // C_GetTokenInfo adds CKF_USER_PIN_LOCKED.
+  std::atomic<bool> no_gcm{false};  // C_GetMechanismInfo(CKM_AES_GCM) says CKR_MECHANISM_INVALID.
   void Reset() {
     logins = 0;
     crypto = 0;
     finds = 0;
     login_rv = CKR_OK;
     pin_locked_flag = false;
+    no_gcm = false;
   }
 };
 
@@ -67,6 +69,11 @@ inline struct ck_function_list* CountingFunctions() {
       ck_rv_t rv = SoftHsmFunctions()->C_GetTokenInfo(slot, info);
       if (rv == CKR_OK && Counters().pin_locked_flag) info->flags |= CKF_USER_PIN_LOCKED;
       return rv;
+    };
+    l.C_GetMechanismInfo = [](ck_slot_id_t slot, ck_mechanism_type_t type,
+                              struct ck_mechanism_info* info) -> ck_rv_t {
+      if (type == CKM_AES_GCM && Counters().no_gcm) return CKR_MECHANISM_INVALID;
+      return SoftHsmFunctions()->C_GetMechanismInfo(slot, type, info);
     };
     l.C_FindObjectsInit = [](ck_session_handle_t s, struct ck_attribute* t,
                              unsigned long n) -> ck_rv_t {
