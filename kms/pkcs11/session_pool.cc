@@ -247,9 +247,10 @@ SessionPool::Attempt SessionPool::RunOnce(absl::Time deadline, SessionFn fn, Cal
     if (epoch_ == epoch) ++epoch_;
     return Attempt::kRetrySession;
   }
-  if (IsTokenLost(result->rv)) return Attempt::kReconnect;
+  // The session goes back even when the token is lost: Reconnect drops every idle session, and a
+  // call waiting for a free session must not hold up the reconnection until its deadline.
   idle_.push_back(session);
-  return Attempt::kDone;
+  return IsTokenLost(result->rv) ? Attempt::kReconnect : Attempt::kDone;
 }
 
 absl::StatusOr<CallResult> SessionPool::Run(absl::Time deadline, SessionFn fn) {
