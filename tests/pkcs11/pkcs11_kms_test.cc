@@ -307,6 +307,19 @@ TEST_F(Pkcs11KmsTest, AFinalizedModuleIsReinitialisedAndTheNextCallSucceeds) {
   EXPECT_EQ(probe->kek_id, KekId(1));
 }
 
+TEST_F(Pkcs11KmsTest, AModuleAlreadyInitialisedInTheProcessIsUsedAndLeftInitialised) {
+  struct ck_function_list* f = testing::SoftHsmFunctions();
+  struct ck_c_initialize_args args = {};
+  args.flags = CKF_OS_LOCKING_OK;
+  ASSERT_EQ(f->C_Initialize(&args), CKR_OK);  // Someone else in the process owns the module.
+  {
+    auto kms = MustCreate();
+    ASSERT_NE(kms, nullptr);
+    EXPECT_EQ(RoundTrip(*kms), KekId(1));
+  }
+  EXPECT_EQ(f->C_Finalize(nullptr), CKR_OK);  // Still initialised: the backend did not finalise it.
+}
+
 TEST_F(Pkcs11KmsTest, ManyThreadsShareABoundedPoolOfSessions) {
   Pkcs11KmsOptions o = Options();
   o.max_sessions = 2;
