@@ -3,14 +3,15 @@
 #include "fmt/format.h"
 #include "kms/aws/aws_kms.h"
 #include "kms/local/local_kms.h"
+#include "kms/pkcs11/pkcs11_kms.h"
 #include "kms/secret_file.h"
 
 namespace kmsplugin {
 
 void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
-  cmd->add_option("--kms", flags->kms, "KMS backend holding the KEK: local or aws")
+  cmd->add_option("--kms", flags->kms, "KMS backend holding the KEK: local, aws or pkcs11")
       ->capture_default_str()
-      ->check(CLI::IsMember({"local", "aws"}));
+      ->check(CLI::IsMember({"local", "aws", "pkcs11"}));
   cmd->add_option("--local-keyring", flags->local_keyring,
                   "--kms local: keyring file (created with mode 0600 when absent; development only)")
       ->capture_default_str();
@@ -33,6 +34,15 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
   cmd->add_flag("--aws-insecure-http-for-tests", flags->aws_insecure_http_for_tests,
                 "--kms aws: TESTS ONLY: accept a plain http:// KMS or STS endpoint (wrapped keys, "
                 "data keys and session tokens then cross the network in clear)");
+  cmd->add_option("--pkcs11-module", flags->pkcs11_module,
+                  "--kms pkcs11: the PKCS#11 module (.so) of the HSM or token");
+  cmd->add_option("--pkcs11-token-label", flags->pkcs11_token_label,
+                  "--kms pkcs11: label of the token holding the KEK");
+  cmd->add_option("--pkcs11-pin-file", flags->pkcs11_pin_file,
+                  "--kms pkcs11: file holding the token's user PIN (trailing newline ignored)");
+  cmd->add_option("--pkcs11-key-label", flags->pkcs11_key_label,
+                  "--kms pkcs11: CKA_LABEL of the AES-256 KEK objects (version = CKA_ID); created "
+                  "when absent");
 }
 
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const BackendFlags& flags,
@@ -57,6 +67,16 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const Backen
     if (!context.ok()) return context.status();
     options.encryption_context = std::move(*context);
     auto kms = aws::AwsKms::Create(std::move(options), clock);
+    if (!kms.ok()) return kms.status();
+    return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
+  }
+  if (flags.kms == "pkcs11") {
+    pkcs11::Pkcs11KmsOptions options;
+    options.module_path = flags.pkcs11_module;
+    options.token_label = flags.pkcs11_token_label;
+    options.pin_file = flags.pkcs11_pin_file;
+    options.key_label = flags.pkcs11_key_label;
+    auto kms = pkcs11::Pkcs11Kms::Create(std::move(options));
     if (!kms.ok()) return kms.status();
     return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
   }

@@ -27,6 +27,11 @@ struct BackendFlags {
   bool aws_fips = false;
   std::string aws_encryption_context;  // "k=v,k2=v2"
   bool aws_insecure_http_for_tests = false;  // Accept an http:// --aws-endpoint / STS endpoint.
+  // --kms pkcs11
+  std::string pkcs11_module;       // The module's .so (e.g. /usr/lib/softhsm/libsofthsm2.so).
+  std::string pkcs11_token_label;  // CK_TOKEN_INFO.label of the token.
+  std::string pkcs11_pin_file;     // The user PIN (a trailing newline is trimmed).
+  std::string pkcs11_key_label;    // CKA_LABEL of the KEK versions.
 };
 
 // Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.

@@ -28,7 +28,7 @@ PACKAGES=(
   libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libabsl-dev
   libcli11-dev libyaml-cpp-dev libsodium-dev prometheus-cpp-dev libcivetweb-dev libp11-kit-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev clang-tidy-14
-  softhsm2 etcd-server
+  softhsm2 opensc etcd-server
   python3 python3-boto3 python3-botocore python3-hvac python3-grpcio python3-protobuf
   python3-matplotlib python3-nacl python3-cryptography
 )
@@ -194,7 +194,7 @@ fuzz() {
   local dir=${FUZZ_BUILD_DIR:-$ASAN_BUILD_DIR}
   local seconds=${FUZZ_SECONDS:-20}
   local targets=(decrypt_fuzzer aws_response_fuzzer keyring_fuzzer reencrypt_storage_fuzzer
-    reencrypt_config_fuzzer reencrypt_etcd_response_fuzzer sigv4_fuzzer)
+    reencrypt_config_fuzzer reencrypt_etcd_response_fuzzer sigv4_fuzzer pkcs11_blob_fuzzer)
   echo "== building ${#targets[@]} fuzzers in $dir (clang-14, libFuzzer, ASan, UBSan)"
   ASAN_BUILD_DIR=$dir asan_configure  # A no-op build once `sanitize` has built everything.
   cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"

@@ -8,12 +8,13 @@
 //   - A plugin that is down makes rotate fail with a clear message and change nothing.
 // Each test runs once per backend: the local keyring (a new keyring version) and, when the AWS
 // backend is built, AWS KMS through tests/aws/fake_aws_server.py (RotateKeyOnDemand: new key
-// material). PKCS#11 has no backend yet.
+// material), and PKCS#11 on a SoftHSM2 token (tests/pkcs11/softhsm_fixture.h: a new key object).
 #include <signal.h>
 
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -29,6 +30,9 @@
 #include "tests/integration/plugin_test_base.h"
 #if KMSP_ROTATE_WITH_AWS
 #include "tests/aws/fake_aws_server.h"
+#endif
+#if KMSP_ROTATE_WITH_PKCS11
+#include "tests/pkcs11/softhsm_fixture.h"
 #endif
 
 namespace kmsplugin::testing {
@@ -172,12 +176,16 @@ class Checkers {
   std::vector<std::thread> threads_;
 };
 
-enum class Backend { kLocal, kAws };
+enum class Backend { kLocal, kAws, kPkcs11 };
 
-void PrintTo(Backend b, std::ostream* os) { *os << (b == Backend::kLocal ? "local" : "aws"); }
+const char* BackendLabel(Backend b) {
+  return b == Backend::kLocal ? "local" : b == Backend::kAws ? "aws" : "pkcs11";
+}
+
+void PrintTo(Backend b, std::ostream* os) { *os << BackendLabel(b); }
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::kLocal ? "Local" : "Aws";
+  return info.param == Backend::kLocal ? "Local" : info.param == Backend::kAws ? "Aws" : "Pkcs11";
 }
 
 // On the integration base: its test dir and keyring path (the plugins are started directly, so
@@ -198,6 +206,18 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
       GTEST_SKIP() << "the AWS backend is not built";
 #endif
     }
+    if (GetParam() == Backend::kPkcs11) {
+#if KMSP_ROTATE_WITH_PKCS11
+      auto token = SoftHsmToken::Create(dir_->path());
+      ASSERT_TRUE(token.ok()) << token.status();
+      softhsm_.emplace(std::move(*token));
+      auto pin_file = softhsm_->WritePinFile("pin", softhsm_->pin());
+      ASSERT_TRUE(pin_file.ok()) << pin_file.status();
+      pin_file_ = *pin_file;
+#else
+      GTEST_SKIP() << "the PKCS#11 backend is not built";
+#endif
+    }
   }
 
   // The serve flags of the backend under test (every node shares it).
@@ -209,9 +229,18 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
               "--aws-ca-file", aws_->ca_file()};
     }
 #endif
+#if KMSP_ROTATE_WITH_PKCS11
+    if (GetParam() == Backend::kPkcs11) {
+      return {"--kms", "pkcs11", "--pkcs11-module", kSoftHsmModule, "--pkcs11-token-label",
+              softhsm_->label(), "--pkcs11-pin-file", pin_file_, "--pkcs11-key-label", "kek"};
+    }
+#endif
     return LocalKmsArgs(keyring_path_);
   }
   std::vector<std::string> BackendEnv() const {
+#if KMSP_ROTATE_WITH_PKCS11
+    if (GetParam() == Backend::kPkcs11) return softhsm_->Env();
+#endif
     if (GetParam() != Backend::kAws) return {};
 #if KMSP_ROTATE_WITH_AWS
     std::vector<std::string> env;
@@ -232,6 +261,13 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
         for (const auto& r : *log) n += r.value("op", "") == "RotateKeyOnDemand";
       }
       return n;
+    }
+#endif
+#if KMSP_ROTATE_WITH_PKCS11
+    if (GetParam() == Backend::kPkcs11) {  // One key object per version, all labelled "kek".
+      auto ids = softhsm_->KeyIds("kek");
+      EXPECT_TRUE(ids.ok()) << ids.status();
+      return ids.ok() ? static_cast<int>(ids->size()) - 1 : -1;
     }
 #endif
     auto text = ReadFile(keyring_path_);
@@ -286,10 +322,14 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
     return st.ok() ? st->key_id() : "error: " + st.status().ToString();
   }
 
-  std::string Name() const { return GetParam() == Backend::kLocal ? "local" : "aws"; }
+  std::string Name() const { return BackendLabel(GetParam()); }
 
 #if KMSP_ROTATE_WITH_AWS
   std::unique_ptr<FakeAwsServer> aws_;
+#endif
+#if KMSP_ROTATE_WITH_PKCS11
+  std::optional<SoftHsmToken> softhsm_;
+  std::string pin_file_;
 #endif
 };
 
@@ -474,7 +514,8 @@ TEST(RotateCommandTest, MismatchedAdminSocketFlagsAreAUsageError) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RotateIntegrationTest,
-                         ::testing::Values(Backend::kLocal, Backend::kAws), BackendName);
+                         ::testing::Values(Backend::kLocal, Backend::kAws, Backend::kPkcs11),
+                         BackendName);
 
 }  // namespace
 }  // namespace kmsplugin::testing
