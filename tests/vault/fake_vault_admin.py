@@ -52,8 +52,10 @@ def handle(handler, method, path, body):
         if path == "/admin/tokens":
             token = st.issue(**st.token_params(req))
             return handler.send_json(200, {"token": token.id, "accessor": token.accessor})
-        if path == "/admin/tokens/revoke":
-            st.tokens[req["token"]].revoked = True
+        if path == "/admin/tokens/revoke":  # {"token"} or {"all": true} (every non-root token)
+            for token in st.tokens.values():
+                if token.id == req.get("token") or (req.get("all") and not token.root):
+                    token.revoked = True
             return handler.send_json(200, {})
         if path == "/admin/approle":
             st.approle[req.get("mount", "approle")] = req

@@ -27,7 +27,7 @@ Admin API (JSON bodies, http_port):
   POST /admin/keys/delete {"name", ...}               the key is gone (read: 404)
   POST /admin/tokens {"keys": ["transit/k8s"], "rotate"?, "ttl"?, "max_ttl"?, "renewable"?}
                                                       -> {"token", "accessor"}
-  POST /admin/tokens/revoke {"token"}
+  POST /admin/tokens/revoke {"token"} or {"all": true}   revoke one token or every non-root one
   POST /admin/approle {"mount"?, "role_id", "secret_id", token params}
   POST /admin/k8s {"mount"?, "role", "jwt", token params}
   POST /admin/seal {"sealed": true|false}
