@@ -9,6 +9,8 @@
 // Each test runs once per backend: the local keyring (a new keyring version) and, when the AWS
 // backend is built, AWS KMS through tests/aws/fake_aws_server.py (RotateKeyOnDemand: new key
 // material). PKCS#11 has no backend yet.
+// Vault Transit runs through tests/vault/fake_vault_server.py when the Vault backend is built
+// (transit rotate: a new key version).
 #include <signal.h>
 
 #include <atomic>
@@ -29,6 +31,9 @@
 #include "tests/integration/plugin_test_base.h"
 #if KMSP_ROTATE_WITH_AWS
 #include "tests/aws/fake_aws_server.h"
+#endif
+#if KMSP_ROTATE_WITH_VAULT
+#include "tests/vault/fake_vault_server.h"
 #endif
 
 namespace kmsplugin::testing {
@@ -172,12 +177,16 @@ class Checkers {
   std::vector<std::thread> threads_;
 };
 
-enum class Backend { kLocal, kAws };
+enum class Backend { kLocal, kAws, kVault };
 
-void PrintTo(Backend b, std::ostream* os) { *os << (b == Backend::kLocal ? "local" : "aws"); }
+std::string LowerName(Backend b) {
+  return b == Backend::kLocal ? "local" : b == Backend::kAws ? "aws" : "vault";
+}
+
+void PrintTo(Backend b, std::ostream* os) { *os << LowerName(b); }
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::kLocal ? "Local" : "Aws";
+  return info.param == Backend::kLocal ? "Local" : info.param == Backend::kAws ? "Aws" : "Vault";
 }
 
 // On the integration base: its test dir and keyring path (the plugins are started directly, so
@@ -198,6 +207,19 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
       GTEST_SKIP() << "the AWS backend is not built";
 #endif
     }
+    if (GetParam() == Backend::kVault) {
+#if KMSP_ROTATE_WITH_VAULT
+      auto server = FakeVaultServer::Start();
+      ASSERT_TRUE(server.ok()) << server.status();
+      vault_ = std::move(*server);
+      ASSERT_TRUE(vault_->Admin("/admin/keys", {{"name", "k8s"}}).ok());
+      auto token = vault_->NewToken("k8s", 0, /*rotate=*/true);  // Shared by every node.
+      ASSERT_TRUE(token.ok()) << token.status();
+      ASSERT_THAT(WriteFile(dir_->File("vault-token"), *token), IsOk());
+#else
+      GTEST_SKIP() << "the Vault backend is not built";
+#endif
+    }
   }
 
   // The serve flags of the backend under test (every node shares it).
@@ -207,6 +229,13 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
       return {"--kms",         "aws",          "--aws-key-id",   "alias/k8s",
               "--aws-region",  aws_->region(), "--aws-endpoint", aws_->kms_endpoint(),
               "--aws-ca-file", aws_->ca_file()};
+    }
+#endif
+#if KMSP_ROTATE_WITH_VAULT
+    if (GetParam() == Backend::kVault) {
+      return {"--kms",           "vault",           "--vault-addr",       vault_->addr(),
+              "--vault-key",     "k8s",             "--vault-ca-file",    vault_->ca_file(),
+              "--vault-token-file", dir_->File("vault-token")};
     }
 #endif
     return LocalKmsArgs(keyring_path_);
@@ -233,6 +262,9 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
       }
       return n;
     }
+#endif
+#if KMSP_ROTATE_WITH_VAULT
+    if (GetParam() == Backend::kVault) return vault_->Count("rotate");  // Transit rotations.
 #endif
     auto text = ReadFile(keyring_path_);
     EXPECT_TRUE(text.ok()) << text.status();
@@ -286,10 +318,13 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
     return st.ok() ? st->key_id() : "error: " + st.status().ToString();
   }
 
-  std::string Name() const { return GetParam() == Backend::kLocal ? "local" : "aws"; }
+  std::string Name() const { return LowerName(GetParam()); }
 
 #if KMSP_ROTATE_WITH_AWS
   std::unique_ptr<FakeAwsServer> aws_;
+#endif
+#if KMSP_ROTATE_WITH_VAULT
+  std::unique_ptr<FakeVaultServer> vault_;
 #endif
 };
 
@@ -474,7 +509,8 @@ TEST(RotateCommandTest, MismatchedAdminSocketFlagsAreAUsageError) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RotateIntegrationTest,
-                         ::testing::Values(Backend::kLocal, Backend::kAws), BackendName);
+                         ::testing::Values(Backend::kLocal, Backend::kAws, Backend::kVault),
+                         BackendName);
 
 }  // namespace
 }  // namespace kmsplugin::testing
