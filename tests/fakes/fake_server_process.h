@@ -72,11 +72,12 @@ class FakeServerProcess {
       if (n <= 0) return absl::InternalError(script + " exited at start");
       line.append(buf, static_cast<size_t>(n));
     }
-    info_ = nlohmann::json::parse(line, nullptr, false);
-    if (!info_.is_object() || !info_.contains("http_port")) {
+    info_ = std::make_unique<nlohmann::json>(nlohmann::json::parse(line, nullptr, false));
+    if (!info_->is_object() || !info_->contains("http_port") ||
+        !(*info_)["http_port"].is_number_integer()) {
       return absl::InternalError(script + " printed no JSON");
     }
-    http_port_ = info_["http_port"].get<int>();
+    http_port_ = (*info_)["http_port"].get<int>();
     auto http = ::kmsplugin::CurlHttpClient::Create(::kmsplugin::HttpClientOptions{});
     if (!http.ok()) return http.status();
     http_ = std::move(*http);
@@ -103,8 +104,8 @@ class FakeServerProcess {
     }
   }
 
-  // The JSON line the server printed at start.
-  const nlohmann::json& info() const { return info_; }
+  // The JSON line the server printed at start (after a successful Start()).
+  const nlohmann::json& info() const { return *info_; }
   std::string http_base() const { return fmt::format("http://127.0.0.1:{}", http_port_); }
 
   // POSTs `body` to an admin path ("/admin/keys"); returns the JSON answer.
@@ -141,7 +142,7 @@ class FakeServerProcess {
   int stdin_fd_ = -1;
   int stdout_fd_ = -1;
   std::string state_dir_;
-  nlohmann::json info_;
+  std::unique_ptr<nlohmann::json> info_;  // A pointer: constructing the class cannot throw.
   int http_port_ = 0;
   std::unique_ptr<::kmsplugin::HttpClient> http_;
 };

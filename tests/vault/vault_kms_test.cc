@@ -87,7 +87,7 @@ class VaultKmsTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::string WriteSecret(const std::string& name, const std::string& content) {
-    const std::string path = dir_ + "/" + name;
+    std::string path = dir_ + "/" + name;
     std::ofstream(path, std::ios::trunc) << content << "\n";
     return path;
   }
