@@ -33,6 +33,9 @@ class FakeVaultServer {
   // The same API over plain http (the http:// refusal tests).
   std::string http_addr() const { return process_.http_base(); }
   std::string ca_file() const { return process_.info()["ca_file"].get<std::string>(); }
+  // A client certificate and key the server trusts (mutual TLS; it logs the CN "kms-plugin").
+  std::string client_cert() const { return process_.info()["client_cert"].get<std::string>(); }
+  std::string client_key() const { return process_.info()["client_key"].get<std::string>(); }
   std::string root_token() const { return process_.info()["root_token"].get<std::string>(); }
 
   absl::StatusOr<nlohmann::json> Admin(const std::string& path,

@@ -15,7 +15,8 @@ It exits when its stdin closes (so a crashed test cannot leak it) or on SIGTERM.
 
 Transit ciphertexts are "vault:v<N>:" + base64(nonce(12) || AES-256-GCM ciphertext || tag), one
 random key per version, with the associated data as GCM AAD. Errors are {"errors": [...]} with
-Vault's status codes; a sealed server answers 503 {"errors": ["Vault is sealed"]}. Tokens are
+Vault's status codes (mutual TLS: a client certificate is asked for, optional, and the CN of a
+verified one is logged; "client_cert"/"client_key" in the JSON line name one); a sealed server answers 503 {"errors": ["Vault is sealed"]}. Tokens are
 "hvs." + random; the request log (GET /admin/requests) holds no token, secret id, jwt or plaintext.
 
 Admin API (JSON bodies, http_port):
@@ -90,6 +91,15 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _client_cn(self):
+        """The CN of the verified client certificate, or None."""
+        cert = self.connection.getpeercert() if self.server.tls else None
+        for rdn in (cert or {}).get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    return v
+        return None
+
     def _fault(self, path):
         fault = self.state.take_fault(path)
         if fault is None:
@@ -117,7 +127,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(404, {"errors": []})
         path = path[len("/v1/"):]
         entry = {"method": method, "path": path, "tls": self.server.tls,
-                 "vault_request": headers.get("x-vault-request") == "true"}
+                 "vault_request": headers.get("x-vault-request") == "true",
+                 "client_cn": self._client_cn()}
         try:
             with self.state.lock:
                 self._fault(path)
@@ -153,6 +164,41 @@ class Handler(BaseHTTPRequestHandler):
         self._serve("LIST")
 
 
+def make_client_certificate(state_dir):
+    """A client CA and one client certificate (CN kms-plugin) signed by it, for mutual TLS: the
+    server asks for a client certificate (optional) and logs the CN of a verified one."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-vault client CA")])
+
+    def build(subject, public_key, ca):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name)
+             .public_key(public_key).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(minutes=5))
+             .not_valid_after(now + datetime.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        return b.sign(ca_key, hashes.SHA256())
+
+    files = {}
+    for name, obj in (("client-ca.pem", build(ca_name, ca_key.public_key(), True)),
+                      ("client.pem", build(x509.Name([x509.NameAttribute(
+                          NameOID.COMMON_NAME, "kms-plugin")]), key.public_key(), False)),
+                      ("client.key", key)):
+        files[name] = os.path.join(state_dir, name)
+        data = (obj.public_bytes(serialization.Encoding.PEM) if name.endswith(".pem") else
+                obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+        with open(files[name], "wb") as f:
+            f.write(data)
+        os.chmod(files[name], 0o600)
+    return files
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", required=True)
@@ -161,6 +207,9 @@ def main():
     ca_file, cert_file, key_file = make_certificates(args.state_dir)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
+    client = make_client_certificate(args.state_dir)
+    context.load_verify_locations(client["client-ca.pem"])
+    context.verify_mode = ssl.CERT_OPTIONAL
     state = State()
     https = Server(Handler, state, context)
     plain = Server(Handler, state)
@@ -169,7 +218,8 @@ def main():
         srv.active_port = https.server_address[1]
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     info = {"https_port": https.server_address[1], "http_port": plain.server_address[1],
-            "ca_file": ca_file, "root_token": state.root.id, "pid": os.getpid()}
+            "ca_file": ca_file, "root_token": state.root.id, "pid": os.getpid(),
+            "client_cert": client["client.pem"], "client_key": client["client.key"]}
     sys.stdout.write(json.dumps(info) + "\n")
     sys.stdout.flush()
     try:

@@ -356,6 +356,22 @@ TEST_F(VaultKmsTest, NamespaceGoesInTheHeaderAndTheKekId) {
   EXPECT_THAT(kms->Unwrap(*wrapped, Ctx()).status(), IsOk());
 }
 
+TEST_F(VaultKmsTest, AClientCertificateIsPresentedForMutualTlsWhenConfigured) {
+  auto token = server_->NewToken("k8s");
+  VaultKmsOptions o = Options(TokenAuth(*token));
+  o.client_cert_file = server_->client_cert();
+  o.client_key_file = server_->client_key();
+  ASSERT_THAT(Make(std::move(o))->Probe(Ctx()).status(), IsOk());
+  auto log = server_->Requests();
+  ASSERT_THAT(log.status(), IsOk());
+  ASSERT_FALSE(log->empty());
+  for (const auto& r : *log) EXPECT_EQ(r["client_cn"], "kms-plugin");
+  VaultKmsOptions half = Options(TokenAuth(*token));
+  half.client_cert_file = server_->client_cert();
+  EXPECT_THAT(VaultKms::Create(std::move(half), &clock_).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("both")));
+}
+
 TEST_F(VaultKmsTest, PlainHttpIsRefusedUnlessTheTestsOnlyFlagIsSet) {
   auto token = server_->NewToken("k8s");
   VaultKmsOptions o = Options(TokenAuth(*token));

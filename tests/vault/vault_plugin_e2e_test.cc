@@ -121,8 +121,12 @@ class VaultPluginE2eTest : public PluginTestBase {
   std::string token_;
 };
 
+// (With mutual TLS: --vault-client-cert/--vault-client-key reach the server.)
 TEST_F(VaultPluginE2eTest, ConformsToTheApiserverContractWithOneTransitEncryptForManyObjects) {
-  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(VaultOptions(TokenLogin())));
+  PluginOptions options = VaultOptions(TokenLogin());
+  options.args.insert(options.args.end(), {"--vault-client-cert", server_->client_cert(),
+                                           "--vault-client-key", server_->client_key()});
+  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(options));
   ApiserverKmsClient client(plugin->grpc_target());
   ApiserverView view;
   ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
@@ -140,6 +144,7 @@ TEST_F(VaultPluginE2eTest, ConformsToTheApiserverContractWithOneTransitEncryptFo
   ITEST_ASSIGN_OR_FAIL(nlohmann::json log, server_->Requests());
   for (const auto& r : log) {
     if (r["op"] == "encrypt") EXPECT_EQ(r["aad"], "kms-plugin/kubernetes-kms-v2:transit/k8s");
+    EXPECT_EQ(r["client_cn"], "kms-plugin");
   }
 }
 
