@@ -15,7 +15,7 @@ LOGIN = {"auth": {"client_token": "hvs.seed", "lease_duration": 3600, "renewable
 KEY = {"data": {"name": "k8s", "type": "aes256-gcm96", "latest_version": 3,
                 "min_decryption_version": 1, "keys": {"1": 1, "2": 2, "3": 3},
                 "supports_encryption": True, "supports_decryption": True}}
-ENC = {"data": {"ciphertext": "vault:v3:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+ENC = {"data": {"ciphertext": "vault:v3:" + "A" * 63 + "=",
                 "key_version": 3}}
 DEC = {"data": {"plaintext": "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="}}
 SEEDS = {

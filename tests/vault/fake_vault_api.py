@@ -53,7 +53,8 @@ def _login(state, mount, req, entry):
         if req.get("jwt") != cfg["jwt"]:
             raise VaultError(403, PERMISSION_DENIED)
     else:
-        raise VaultError(404, f"no handler for route \"auth/{mount}/login\". route entry not found.")
+        raise VaultError(404, f"no handler for route \"auth/{mount}/login\". "
+                              "route entry not found.")
     token = state.issue(**state.token_params(cfg))
     return 200, _response(auth=token.auth())
 

@@ -15,9 +15,10 @@ It exits when its stdin closes (so a crashed test cannot leak it) or on SIGTERM.
 
 Transit ciphertexts are "vault:v<N>:" + base64(nonce(12) || AES-256-GCM ciphertext || tag), one
 random key per version, with the associated data as GCM AAD. Errors are {"errors": [...]} with
-Vault's status codes (mutual TLS: a client certificate is asked for, optional, and the CN of a
-verified one is logged; "client_cert"/"client_key" in the JSON line name one); a sealed server answers 503 {"errors": ["Vault is sealed"]}. Tokens are
-"hvs." + random; the request log (GET /admin/requests) holds no token, secret id, jwt or plaintext.
+Vault's status codes; a sealed server answers 503 {"errors": ["Vault is sealed"]}. Mutual TLS: a
+client certificate is asked for (optional) and the CN of a verified one is logged; "client_cert"
+and "client_key" in the JSON line name one the server trusts. Tokens are "hvs." + random; the request log (GET /admin/requests)
+holds no token, secret id, jwt or plaintext.
 
 Admin API (JSON bodies, http_port):
   POST /admin/reset                                   back to the initial state (root token kept)
