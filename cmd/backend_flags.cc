@@ -5,15 +5,86 @@
 #include "kms/local/local_kms.h"
 #include "kms/pkcs11/pkcs11_kms.h"
 #include "kms/secret_file.h"
+#include "kms/vault/vault_kms.h"
 
 namespace kmsplugin {
 
+namespace {
+
+void AddVaultFlags(CLI::App* cmd, BackendFlags* f) {
+  cmd->add_option("--vault-addr", f->vault_addr,
+                  "--kms vault: Vault/OpenBao address, https://HOST:PORT");
+  cmd->add_option("--vault-key", f->vault_key, "--kms vault: the transit key name");
+  cmd->add_option("--vault-transit-mount", f->vault_transit_mount,
+                  "--kms vault: transit mount path")
+      ->capture_default_str();
+  cmd->add_option("--vault-namespace", f->vault_namespace,
+                  "--kms vault: namespace (X-Vault-Namespace)");
+  cmd->add_option("--vault-ca-file", f->vault_ca_file, "--kms vault: PEM CA bundle for the server");
+  cmd->add_option("--vault-client-cert", f->vault_client_cert,
+                  "--kms vault: PEM client certificate (mTLS)");
+  cmd->add_option("--vault-client-key", f->vault_client_key, "--kms vault: PEM client key (mTLS)");
+  cmd->add_option("--vault-token-file", f->vault_token_file,
+                  "--kms vault: login 1: file holding a token (renewed; re-read on a 403)");
+  cmd->add_option("--vault-approle-role-id", f->vault_approle_role_id,
+                  "--kms vault: login 2: AppRole role id");
+  cmd->add_option("--vault-approle-secret-id-file", f->vault_approle_secret_id_file,
+                  "--kms vault: login 2: file holding the AppRole secret id");
+  cmd->add_option("--vault-k8s-role", f->vault_k8s_role,
+                  "--kms vault: login 3: Kubernetes/JWT auth role");
+  cmd->add_option("--vault-k8s-mount", f->vault_k8s_mount,
+                  "--kms vault: login 3: auth mount (kubernetes or jwt)")
+      ->capture_default_str();
+  cmd->add_option("--vault-k8s-token-file", f->vault_k8s_token_file,
+                  "--kms vault: login 3: service-account token file, re-read at each login")
+      ->capture_default_str();
+  cmd->add_flag(
+      "--vault-insecure-http-for-tests", f->vault_insecure_http_for_tests,
+      "--kms vault: TESTS ONLY: accept a plain http:// --vault-addr (tokens and data keys "
+      "then cross the network in clear)");
+}
+
+absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateVault(const BackendFlags& f,
+                                                                  const Clock* clock) {
+  vault::VaultKmsOptions o;
+  o.addr = f.vault_addr;
+  o.key = f.vault_key;
+  o.transit_mount = f.vault_transit_mount;
+  o.namespace_ = f.vault_namespace;
+  o.ca_file = f.vault_ca_file;
+  o.client_cert_file = f.vault_client_cert;
+  o.client_key_file = f.vault_client_key;
+  o.allow_insecure_http = f.vault_insecure_http_for_tests;
+  const int logins = int{!f.vault_token_file.empty()} + int{!f.vault_approle_role_id.empty()} +
+                     int{!f.vault_k8s_role.empty()};
+  if (logins != 1) {
+    return absl::InvalidArgumentError(
+        "--kms vault needs exactly one login: --vault-token-file, --vault-approle-role-id (with "
+        "--vault-approle-secret-id-file) or --vault-k8s-role");
+  }
+  o.auth.token_file = f.vault_token_file;
+  o.auth.approle_role_id = f.vault_approle_role_id;
+  o.auth.approle_secret_id_file = f.vault_approle_secret_id_file;
+  o.auth.k8s_role = f.vault_k8s_role;
+  o.auth.k8s_mount = f.vault_k8s_mount;
+  o.auth.k8s_token_file = f.vault_k8s_token_file;
+  o.auth.method = !f.vault_token_file.empty()        ? vault::LoginMethod::kToken
+                  : !f.vault_approle_role_id.empty() ? vault::LoginMethod::kAppRole
+                                                     : vault::LoginMethod::kKubernetes;
+  auto kms = vault::VaultKms::Create(std::move(o), clock);
+  if (!kms.ok()) return kms.status();
+  return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
+}
+
+}  // namespace
+
 void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
-  cmd->add_option("--kms", flags->kms, "KMS backend holding the KEK: local, aws or pkcs11")
+  cmd->add_option("--kms", flags->kms, "KMS backend holding the KEK: local, aws, pkcs11 or vault")
       ->capture_default_str()
-      ->check(CLI::IsMember({"local", "aws", "pkcs11"}));
-  cmd->add_option("--local-keyring", flags->local_keyring,
-                  "--kms local: keyring file (created with mode 0600 when absent; development only)")
+      ->check(CLI::IsMember({"local", "aws", "pkcs11", "vault"}));
+  cmd->add_option(
+         "--local-keyring", flags->local_keyring,
+         "--kms local: keyring file (created with mode 0600 when absent; development only)")
       ->capture_default_str();
   cmd->add_flag("--allow-secret-symlinks", flags->allow_secret_symlinks,
                 "Read secret files (the local keyring, AWS credential and token files) through a "
@@ -43,10 +114,11 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
   cmd->add_option("--pkcs11-key-label", flags->pkcs11_key_label,
                   "--kms pkcs11: CKA_LABEL of the AES-256 KEK objects (version = CKA_ID); created "
                   "when absent");
+  AddVaultFlags(cmd, flags);
 }
 
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const BackendFlags& flags,
-                                                                     const Clock* clock) {
+                                                                    const Clock* clock) {
   SetSecretFileSymlinksAllowed(flags.allow_secret_symlinks);
   if (flags.kms == "local") {
     LocalKmsOptions options;
@@ -80,6 +152,7 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const Backen
     if (!kms.ok()) return kms.status();
     return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
   }
+  if (flags.kms == "vault") return CreateVault(flags, clock);
   return absl::InvalidArgumentError(fmt::format("unknown --kms {}", flags.kms));
 }
 

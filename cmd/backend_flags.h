@@ -25,13 +25,28 @@ struct BackendFlags {
   std::string aws_endpoint;  // Default: from the region (FIPS with --aws-fips).
   std::string aws_ca_file;
   bool aws_fips = false;
-  std::string aws_encryption_context;  // "k=v,k2=v2"
+  std::string aws_encryption_context;        // "k=v,k2=v2"
   bool aws_insecure_http_for_tests = false;  // Accept an http:// --aws-endpoint / STS endpoint.
   // --kms pkcs11
   std::string pkcs11_module;       // The module's .so (e.g. /usr/lib/softhsm/libsofthsm2.so).
   std::string pkcs11_token_label;  // CK_TOKEN_INFO.label of the token.
   std::string pkcs11_pin_file;     // The user PIN (a trailing newline is trimmed).
   std::string pkcs11_key_label;    // CKA_LABEL of the KEK versions.
+  // --kms vault (kms/vault/vault_kms.h); exactly one login: token file, AppRole or Kubernetes.
+  std::string vault_addr;
+  std::string vault_key;
+  std::string vault_transit_mount = "transit";
+  std::string vault_namespace;
+  std::string vault_ca_file;
+  std::string vault_client_cert;
+  std::string vault_client_key;
+  std::string vault_token_file;
+  std::string vault_approle_role_id;
+  std::string vault_approle_secret_id_file;
+  std::string vault_k8s_role;
+  std::string vault_k8s_mount = "kubernetes";
+  std::string vault_k8s_token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+  bool vault_insecure_http_for_tests = false;  // Accept an http:// --vault-addr.
 };
 
 // Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.
@@ -39,7 +54,7 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags);
 
 // Builds the backend named by --kms. `clock` must outlive it.
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const BackendFlags& flags,
-                                                                     const Clock* clock);
+                                                                    const Clock* clock);
 
 }  // namespace kmsplugin
 

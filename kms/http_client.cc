@@ -230,6 +230,10 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
   api_.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
   api_.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!options_.ca_file.empty()) api_.easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+  if (!options_.client_cert_file.empty()) {
+    api_.easy_setopt(h, CURLOPT_SSLCERT, options_.client_cert_file.c_str());
+    api_.easy_setopt(h, CURLOPT_SSLKEY, options_.client_key_file.c_str());
+  }
   api_.easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
   api_.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   api_.easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
@@ -243,9 +247,8 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
   } else if (request.method == "POST" || request.method == "PUT") {
     api_.easy_setopt(h, CURLOPT_POST, 1L);
     api_.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-    api_.easy_setopt(
-        h, CURLOPT_POSTFIELDS,
-        request.body.empty() ? "" : request.body.Reveal().data());
+    api_.easy_setopt(h, CURLOPT_POSTFIELDS,
+                     request.body.empty() ? "" : request.body.Reveal().data());
     if (request.method == "PUT") api_.easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
   } else {
     return absl::InvalidArgumentError(fmt::format("unsupported HTTP method {}", request.method));
@@ -304,10 +307,18 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
 absl::StatusOr<std::unique_ptr<CurlHttpClient>> CurlHttpClient::Create(HttpClientOptions options) {
   const absl::StatusOr<const CurlApi*>& api = Curl();
   if (!api.ok()) return api.status();
-  if (!options.ca_file.empty()) {
-    std::FILE* f = std::fopen(options.ca_file.c_str(), "rb");
+  if (options.client_cert_file.empty() != options.client_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a TLS client certificate needs both a certificate file and a key file");
+  }
+  for (const auto& [what, path] :
+       {std::pair<const char*, const std::string*>{"CA", &options.ca_file},
+        {"client certificate", &options.client_cert_file},
+        {"client key", &options.client_key_file}}) {
+    if (path->empty()) continue;
+    std::FILE* f = std::fopen(path->c_str(), "rb");
     if (f == nullptr) {
-      return absl::InvalidArgumentError(fmt::format("CA file {} cannot be read", options.ca_file));
+      return absl::InvalidArgumentError(fmt::format("{} file {} cannot be read", what, *path));
     }
     std::fclose(f);
   }

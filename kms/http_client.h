@@ -84,6 +84,10 @@ class HttpClient {
 
 struct HttpClientOptions {
   std::string ca_file;  // PEM bundle for https; empty = the system bundle.
+  // PEM client certificate and its private key for mutual TLS (CURLOPT_SSLCERT / SSLKEY); both or
+  // neither.
+  std::string client_cert_file;
+  std::string client_key_file;
   absl::Duration connect_timeout = absl::Seconds(3);
   absl::Duration default_timeout = absl::Seconds(30);  // When a request has no deadline.
   size_t max_idle_handles = 8;  // Easy handles (and their connections) kept for reuse.

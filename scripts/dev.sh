@@ -194,7 +194,8 @@ fuzz() {
   local dir=${FUZZ_BUILD_DIR:-$ASAN_BUILD_DIR}
   local seconds=${FUZZ_SECONDS:-20}
   local targets=(decrypt_fuzzer aws_response_fuzzer keyring_fuzzer reencrypt_storage_fuzzer
-    reencrypt_config_fuzzer reencrypt_etcd_response_fuzzer sigv4_fuzzer pkcs11_blob_fuzzer)
+    reencrypt_config_fuzzer reencrypt_etcd_response_fuzzer sigv4_fuzzer pkcs11_blob_fuzzer
+    vault_response_fuzzer)
   echo "== building ${#targets[@]} fuzzers in $dir (clang-14, libFuzzer, ASan, UBSan)"
   ASAN_BUILD_DIR=$dir asan_configure  # A no-op build once `sanitize` has built everything.
   cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"

@@ -1,7 +1,6 @@
 #include "kms/aws/kms_api.h"
 
 #include <algorithm>
-#include <random>
 
 #include "base/printable.h"
 #include "base/status.h"
@@ -30,16 +29,6 @@ bool IsThrottlingCode(std::string_view code) {
 // that proves AWS did not act (throttling), never after a 5xx or a dropped connection, where the
 // first request may already have been carried out.
 bool IsIdempotent(std::string_view operation) { return operation != "RotateKeyOnDemand"; }
-
-// Full jitter: uniform in [0, min(max_delay, base * 2^(attempt-1))).
-absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  absl::Duration ceiling = policy.base_delay;
-  for (int i = 1; i < attempt && ceiling < policy.max_delay; ++i) ceiling *= 2;
-  ceiling = std::min(ceiling, policy.max_delay);
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
-  return ceiling * unit(rng);
-}
 
 }  // namespace
 
@@ -168,37 +157,16 @@ KmsApi::KmsApi(KmsApiOptions options, std::string host, std::string path, HttpCl
       path_(std::move(path)),
       http_(http),
       credentials_(credentials),
-      clock_(clock) {}
-
-absl::Status KmsApi::AcquireSlot(absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
-  auto free_slot = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return in_flight_ < options_.max_concurrent_calls;
-  };
-  if (!mu_.AwaitWithDeadline(absl::Condition(&free_slot), deadline)) {
-    return absl::DeadlineExceededError(
-        fmt::format("deadline passed while waiting for one of {} AWS KMS call slots",
-                    options_.max_concurrent_calls));
-  }
-  ++in_flight_;
-  return absl::OkStatus();
-}
-
-void KmsApi::ReleaseSlot() {
-  absl::MutexLock lock(&mu_);
-  --in_flight_;
-}
+      clock_(clock),
+      slots_(options_.max_concurrent_calls, "AWS KMS") {}
 
 absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const SecretBytes& body,
                                          const CallContext& ctx) {
   const absl::Time deadline = ctx.deadline == absl::InfiniteFuture()
                                   ? absl::Now() + options_.default_call_timeout
                                   : ctx.deadline;
-  KMSP_RETURN_IF_ERROR(AcquireSlot(deadline));
-  struct SlotReleaser {
-    KmsApi* api;
-    ~SlotReleaser() { api->ReleaseSlot(); }
-  } releaser{this};
+  CallSlots::Holder slot(&slots_, deadline);
+  KMSP_RETURN_IF_ERROR(slot.status());
 
   const std::string target = fmt::format("TrentService.{}", operation);
   bool refreshed_credentials = false;

@@ -37,6 +37,7 @@
 #include "kms/aws/credentials.h"
 #include "kms/http_client.h"
 #include "kms/key_encryption_service.h"
+#include "kms/retry.h"
 
 namespace kmsplugin::aws {
 
@@ -44,11 +45,8 @@ namespace kmsplugin::aws {
 inline constexpr size_t kMaxErrorCodeLength = 64;
 inline constexpr size_t kMaxErrorMessageLength = 256;
 
-struct RetryPolicy {
-  int max_attempts = 3;  // First try included.
-  absl::Duration base_delay = absl::Milliseconds(100);
-  absl::Duration max_delay = absl::Seconds(2);
-};
+// The shared retry policy (kms/retry.h), under its historical name.
+using RetryPolicy = ::kmsplugin::RetryPolicy;
 
 // A parsed AWS error response.
 struct AwsError {
@@ -99,8 +97,6 @@ class KmsApi {
  private:
   KmsApi(KmsApiOptions options, std::string host, std::string path, HttpClient* http,
          CredentialsProvider* credentials, const Clock* clock);
-  absl::Status AcquireSlot(absl::Time deadline);
-  void ReleaseSlot();
 
   const KmsApiOptions options_;
   const std::string host_;  // Host header value (host[:port]).
@@ -108,8 +104,7 @@ class KmsApi {
   HttpClient* const http_;
   CredentialsProvider* const credentials_;
   const Clock* const clock_;
-  absl::Mutex mu_;
-  size_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  CallSlots slots_;
 };
 
 }  // namespace kmsplugin::aws

@@ -8,7 +8,9 @@
 //   - A plugin that is down makes rotate fail with a clear message and change nothing.
 // Each test runs once per backend: the local keyring (a new keyring version) and, when the AWS
 // backend is built, AWS KMS through tests/aws/fake_aws_server.py (RotateKeyOnDemand: new key
-// material), and PKCS#11 on a SoftHSM2 token (tests/pkcs11/softhsm_fixture.h: a new key object).
+// material), and PKCS#11 on a SoftHSM2 token (tests/pkcs11/softhsm_fixture.h: a new key object),
+// and Vault Transit through tests/vault/fake_vault_server.py (transit rotate: a new key version);
+// each when its backend is built.
 #include <signal.h>
 
 #include <atomic>
@@ -33,6 +35,9 @@
 #endif
 #if KMSP_ROTATE_WITH_PKCS11
 #include "tests/pkcs11/softhsm_fixture.h"
+#endif
+#if KMSP_ROTATE_WITH_VAULT
+#include "tests/vault/fake_vault_server.h"
 #endif
 
 namespace kmsplugin::testing {
@@ -176,16 +181,24 @@ class Checkers {
   std::vector<std::thread> threads_;
 };
 
-enum class Backend { kLocal, kAws, kPkcs11 };
+enum class Backend { kLocal, kAws, kPkcs11, kVault };
 
 const char* BackendLabel(Backend b) {
-  return b == Backend::kLocal ? "local" : b == Backend::kAws ? "aws" : "pkcs11";
+  switch (b) {
+    case Backend::kLocal: return "local";
+    case Backend::kAws: return "aws";
+    case Backend::kPkcs11: return "pkcs11";
+    case Backend::kVault: return "vault";
+  }
+  return "?";
 }
 
 void PrintTo(Backend b, std::ostream* os) { *os << BackendLabel(b); }
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::kLocal ? "Local" : info.param == Backend::kAws ? "Aws" : "Pkcs11";
+  std::string name = BackendLabel(info.param);
+  name[0] = static_cast<char>(name[0] - 'a' + 'A');
+  return name;
 }
 
 // On the integration base: its test dir and keyring path (the plugins are started directly, so
@@ -218,6 +231,19 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
       GTEST_SKIP() << "the PKCS#11 backend is not built";
 #endif
     }
+    if (GetParam() == Backend::kVault) {
+#if KMSP_ROTATE_WITH_VAULT
+      auto server = FakeVaultServer::Start();
+      ASSERT_TRUE(server.ok()) << server.status();
+      vault_ = std::move(*server);
+      ASSERT_TRUE(vault_->Admin("/admin/keys", {{"name", "k8s"}}).ok());
+      auto token = vault_->NewToken("k8s", 0, /*rotate=*/true);  // Shared by every node.
+      ASSERT_TRUE(token.ok()) << token.status();
+      ASSERT_THAT(WriteFile(dir_->File("vault-token"), *token), IsOk());
+#else
+      GTEST_SKIP() << "the Vault backend is not built";
+#endif
+    }
   }
 
   // The serve flags of the backend under test (every node shares it).
@@ -233,6 +259,13 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
     if (GetParam() == Backend::kPkcs11) {
       return {"--kms", "pkcs11", "--pkcs11-module", kSoftHsmModule, "--pkcs11-token-label",
               softhsm_->label(), "--pkcs11-pin-file", pin_file_, "--pkcs11-key-label", "kek"};
+    }
+#endif
+#if KMSP_ROTATE_WITH_VAULT
+    if (GetParam() == Backend::kVault) {
+      return {"--kms",           "vault",           "--vault-addr",       vault_->addr(),
+              "--vault-key",     "k8s",             "--vault-ca-file",    vault_->ca_file(),
+              "--vault-token-file", dir_->File("vault-token")};
     }
 #endif
     return LocalKmsArgs(keyring_path_);
@@ -269,6 +302,9 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
       EXPECT_TRUE(ids.ok()) << ids.status();
       return ids.ok() ? static_cast<int>(ids->size()) - 1 : -1;
     }
+#endif
+#if KMSP_ROTATE_WITH_VAULT
+    if (GetParam() == Backend::kVault) return vault_->Count("rotate");  // Transit rotations.
 #endif
     auto text = ReadFile(keyring_path_);
     EXPECT_TRUE(text.ok()) << text.status();
@@ -330,6 +366,9 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
 #if KMSP_ROTATE_WITH_PKCS11
   std::optional<SoftHsmToken> softhsm_;
   std::string pin_file_;
+#endif
+#if KMSP_ROTATE_WITH_VAULT
+  std::unique_ptr<FakeVaultServer> vault_;
 #endif
 };
 
@@ -514,7 +553,8 @@ TEST(RotateCommandTest, MismatchedAdminSocketFlagsAreAUsageError) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RotateIntegrationTest,
-                         ::testing::Values(Backend::kLocal, Backend::kAws, Backend::kPkcs11),
+                         ::testing::Values(Backend::kLocal, Backend::kAws, Backend::kPkcs11,
+                                           Backend::kVault),
                          BackendName);
 
 }  // namespace
