@@ -164,6 +164,31 @@ TEST_F(EnvelopeRecoveryTest, OpenWithRecoveryKeyOpensAnEncryptResponseOffline) {
   EXPECT_EQ(out->Reveal(), seed);
 }
 
+class EnvelopeRecovery4096Test : public EnvelopeServiceFixture {};
+
+TEST_F(EnvelopeRecovery4096Test, A4096BitKeyGivesA545ByteAnnotationThatPassesAndOpensOffline) {
+  auto pair = GenerateRsaKeyPair(4096);
+  ASSERT_THAT(pair, IsOk());
+  auto pub = RsaPublicKey::FromPem(pair->public_pem);
+  auto priv = RsaPrivateKey::FromPem(pair->private_pem);
+  ASSERT_THAT(pub, IsOk());
+  ASSERT_THAT(priv, IsOk());
+  EnvelopeOptions options;
+  options.recovery_key = std::make_shared<const RsaPublicKey>(*std::move(pub));
+  Make(options);
+  const CallContext ctx = CallContext::WithTimeout(absl::Seconds(3), "test");
+  ASSERT_THAT(svc_->Refresh(ctx), IsOk());
+  auto enc = svc_->Encrypt("seed of a 4096-bit test", ctx);
+  ASSERT_THAT(enc, IsOk());
+  EXPECT_EQ(enc->annotations.at(std::string(kRecoveryAnnotation)).size(), 1u + 32 + 512);
+  EXPECT_THAT(testing::ValidateEncryptResult(enc->ciphertext, enc->key_id, enc->annotations,
+                                             svc_->Status().key_id),
+              IsOk());
+  auto out = OpenWithRecoveryKey(enc->ciphertext, enc->key_id, enc->annotations, {&*priv});
+  ASSERT_THAT(out, IsOk());
+  EXPECT_EQ(out->Reveal(), "seed of a 4096-bit test");
+}
+
 class EnvelopeWithoutRecoveryKeyTest : public EnvelopeServiceFixture {};
 
 TEST_F(EnvelopeWithoutRecoveryKeyTest, EncryptHasExactlyTheDekAnnotationAndMakesNoRecoveryWrap) {
