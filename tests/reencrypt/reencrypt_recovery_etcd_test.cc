@@ -36,6 +36,15 @@ struct RecoveryKeyFiles {
 
 class RecoveryEtcdTest : public ReencryptEtcdTest {
  protected:
+  // The tool's own output joins the leak check too: no seed, plaintext, KEK or private key.
+  void TearDown() override {
+    for (int i = 0; i < runs_; ++i) {
+      log_paths_.push_back(dir_->File(fmt::format("tool-{}.out", i)));
+      log_paths_.push_back(dir_->File(fmt::format("tool-{}.err", i)));
+    }
+    ReencryptEtcdTest::TearDown();
+  }
+
   // A fresh RSA-3072 key pair in <dir>/<name>.{key,pub} (mode 0600).
   RecoveryKeyFiles MakeRecoveryKey(const std::string& name) {
     RecoveryKeyFiles f;
@@ -48,6 +57,10 @@ class RecoveryEtcdTest : public ReencryptEtcdTest {
     f.private_path = dir_->File(name + ".key");
     f.public_path = dir_->File(name + ".pub");
     EXPECT_TRUE(WriteFile(f.private_path, pair->private_pem.Reveal()).ok());
+    // Two lines of the PEM body: enough to find any echo of the private key in a log.
+    std::string_view pem = pair->private_pem.Reveal();
+    size_t body = pem.find('\n') + 1;
+    RecordSecret(std::string(pem.substr(body, 128)));
     EXPECT_TRUE(WriteFile(f.public_path, pair->public_pem).ok());
     return f;
   }
@@ -69,6 +82,9 @@ class RecoveryEtcdTest : public ReencryptEtcdTest {
     ASSERT_TRUE(plugin_->Terminate().ok());
     plugin_.reset();
     plugin_client_.reset();
+    auto materials = KeyringMaterials(keyring_path_);  // still checked for in every log
+    ASSERT_TRUE(materials.ok()) << materials.status();
+    for (const std::string& m : *materials) RecordSecret(m);
     ASSERT_EQ(unlink(keyring_path_.c_str()), 0);
   }
 
@@ -86,6 +102,7 @@ class RecoveryEtcdTest : public ReencryptEtcdTest {
       }
       std::string key = fmt::format("/registry/secrets/ns/{}-{:03}", prefix, i);
       plaintexts_[key] = MakePlaintext(key, 300);
+      RecordSecret(plaintexts_[key]);
       ITEST_ASSIGN_OR_FAIL(std::string value, EncodeKmsV2WithPlugin(kOldProvider, wrap, type,
                                                                     secret, key, plaintexts_[key]));
       Put(key, value);
@@ -238,6 +255,15 @@ TEST_F(RecoveryEtcdTest, WithoutTheRightPrivateKeyNothingIsWrittenAndTheRunExits
   EXPECT_THAT(bad.err, HasSubstr("not an RSA 3072 or 4096 private key"));
   ToolResult pub = RunTool(Args({key.public_path}));
   EXPECT_EQ(pub.exit.code, 2) << "a public key is no private key";
+  const std::string small = dir_->File("rsa2048.key");
+  ProcessOptions genpkey;
+  genpkey.binary = "/usr/bin/openssl";
+  genpkey.args = {"genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", small};
+  ITEST_ASSIGN_OR_FAIL(ExitInfo made, Subprocess::Run(genpkey, absl::Seconds(60)));
+  ASSERT_EQ(made.code, 0);
+  ToolResult rsa2048 = RunTool(Args({small}));
+  EXPECT_EQ(rsa2048.exit.code, 2);
+  EXPECT_THAT(rsa2048.err, HasSubstr("2048")) << "the size is named";
   EXPECT_EQ(StoreRevision(), revision);
   EXPECT_EQ(CountRecovered(), 0);
 }
