@@ -11,6 +11,8 @@ void AddServeCommand(CLI::App& app, int* exit_code);
 void AddStatusCommand(CLI::App& app, int* exit_code);
 // tools/rotate (issue 4).
 void AddRotateCommand(CLI::App& app, int* exit_code);
+// The offline recovery key pair (issue 12).
+void AddRecoveryKeygenCommand(CLI::App& app, int* exit_code);
 
 }  // namespace kmsplugin
 

@@ -1,4 +1,4 @@
-// kms-plugin: dispatch only. serve | status | rotate | reencrypt.
+// kms-plugin: dispatch only. serve | status | rotate | reencrypt | recovery-keygen.
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -33,6 +33,7 @@ int Run(int argc, char** argv) {
   kmsplugin::AddStatusCommand(app, &exit_code);
   kmsplugin::AddRotateCommand(app, &exit_code);
   kmsplugin::AddReencryptCommand(app, &exit_code);
+  kmsplugin::AddRecoveryKeygenCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

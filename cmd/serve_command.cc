@@ -11,6 +11,8 @@
 #include "cmd/commands.h"
 #include "cmd/flags.h"
 #include "cmd/shutdown_signals.h"
+#include "crypto/rsa_oaep.h"
+#include "kms/secret_file.h"
 #include "plugin/admin_service.h"
 #include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
@@ -38,7 +40,19 @@ struct ServeFlags {
   int max_threads = 16;
   int serving_threads = 0;  // 0: DefaultServingThreads().
   std::string allowed_uids = "0";
+  std::string recovery_public_key;  // Issue 12: PEM RSA-3072/4096 public key file, or empty.
 };
+
+// Reads --recovery-public-key (a public key: read like other config files, no secret).
+absl::StatusOr<std::shared_ptr<const RsaPublicKey>> LoadRecoveryKey(const std::string& path) {
+  SecretFileOptions options;
+  options.max_size = size_t{64} * 1024;
+  KMSP_ASSIGN_OR_RETURN(std::string pem, ReadSecretFile(path, options));
+  KMSP_ASSIGN_OR_RETURN(RsaPublicKey key, RsaPublicKey::FromPem(pem));
+  spdlog::info("recovery key {} (RSA-{}) from {}: every new data key is also wrapped under it",
+               key.FingerprintText(), key.bits(), path);
+  return std::make_shared<const RsaPublicKey>(std::move(key));
+}
 
 int RunServe(const ServeFlags& flags) {
   // Before any other thread exists: SIGTERM/SIGINT are blocked everywhere and taken by one sigwait
@@ -71,12 +85,19 @@ int RunServe(const ServeFlags& flags) {
     if (absl::Status s = ValidateAdminAddress(*admin); !s.ok()) return fail("bad --admin-socket", s);
   }
 
+  EnvelopeOptions envelope_options = flags.envelope;
+  if (!flags.recovery_public_key.empty()) {
+    auto key = LoadRecoveryKey(flags.recovery_public_key);
+    if (!key.ok()) return fail("bad --recovery-public-key", key.status());
+    envelope_options.recovery_key = *std::move(key);
+  }
+
   const Clock* clock = RealClock::Get();
   PluginMetrics metrics;
   auto backend = CreateBackend(flags.backend, clock);
   if (!backend.ok()) return fail("cannot start the KMS backend", backend.status());
   auto envelope = EnvelopeService::Create(
-      flags.envelope, std::make_unique<InstrumentedKes>(std::move(*backend), &metrics), clock);
+      envelope_options, std::make_unique<InstrumentedKes>(std::move(*backend), &metrics), clock);
   if (!envelope.ok()) return fail("bad options", envelope.status());
 
   // First data key before we accept calls; on failure we still serve (unhealthy) and retry.
@@ -180,6 +201,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "Threads that poll the socket and answer calls from memory (0: the default, 1)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  cmd->add_option("--recovery-public-key", flags->recovery_public_key,
+                  "PEM RSA-3072/4096 public key (openssl pkey -pubout): each new data key is also "
+                  "wrapped under it (annotation recovery.kms-plugin.io) for a KMS-less recovery "
+                  "with the offline private key (empty: off)");
   AddDurationFlag(cmd, "--shutdown-grace", &flags->shutdown_grace, absl::ZeroDuration(),
                   "On SIGTERM, how long calls in flight may finish");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });

@@ -5,6 +5,7 @@
 #include "crypto/hash.h"
 #include "crypto/random.h"
 #include "fmt/format.h"
+#include "plugin/recovery_format.h"
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin {
@@ -115,11 +116,24 @@ absl::StatusOr<std::shared_ptr<const EnvelopeService::DataKey>> EnvelopeService:
         "backend returned a key id of {} bytes and a wrapped key of {} bytes",
         wrapped->kek_id.size(), wrapped->blob.size()));
   }
+  std::string recovery;
+  if (options_.recovery_key != nullptr) {
+    // Once per data key (~0.1 ms), never per Encrypt.
+    absl::StatusOr<std::string> made = MakeRecoveryAnnotation(*options_.recovery_key, dek);
+    if (!made.ok()) {
+      spdlog::error("cannot wrap a new data key under the recovery key: {}",
+                    made.status().ToString());
+      return made.status();
+    }
+    recovery = *std::move(made);
+    recovery_wraps_.fetch_add(1, std::memory_order_relaxed);
+  }
   KMSP_ASSIGN_OR_RETURN(std::unique_ptr<AesGcm> aead, AesGcm::Create(std::move(dek)));
   auto dk = std::make_shared<DataKey>();
   dk->key_id = wrapped->kek_id;
   dk->wrapped = wrapped->blob;
   dk->annotations.emplace(std::string(kDekAnnotation), wrapped->blob);
+  if (!recovery.empty()) dk->annotations.emplace(std::string(kRecoveryAnnotation), recovery);
   dk->aad = EnvelopeAad(dk->key_id, dk->annotations);
   dk->aead = std::move(aead);
   dk->created = clock_->Now();
@@ -265,10 +279,18 @@ absl::StatusOr<std::string_view> EnvelopeService::CheckDecryptRequest(
         fmt::format("key_id is {} bytes (max {})", key_id.size(), kMaxKeyIdSize));
   }
   KMSP_RETURN_IF_ERROR(ParseEnvelope(ciphertext).status());
+  // {dek} or, with a recovery wrap (issue 12), {dek, recovery}: the AAD authenticates both.
   auto dek_it = annotations.find(std::string(kDekAnnotation));
-  if (annotations.size() != 1 || dek_it == annotations.end()) {
-    return absl::InvalidArgumentError(fmt::format(
-        "expected exactly one annotation, {}; got {}", kDekAnnotation, annotations.size()));
+  auto recovery_it = annotations.find(std::string(kRecoveryAnnotation));
+  const size_t expected = recovery_it == annotations.end() ? 1 : 2;
+  if (annotations.size() != expected || dek_it == annotations.end()) {
+    return absl::InvalidArgumentError(
+        fmt::format("expected the annotation {} (and optionally {}); got {} annotations",
+                    kDekAnnotation, kRecoveryAnnotation, annotations.size()));
+  }
+  if (recovery_it != annotations.end() && recovery_it->second.size() > kMaxWrappedSize) {
+    return absl::InvalidArgumentError(
+        fmt::format("recovery annotation is {} bytes", recovery_it->second.size()));
   }
   const std::string& wrapped = dek_it->second;
   if (wrapped.empty() || wrapped.size() > kMaxWrappedSize) {
@@ -303,7 +325,8 @@ std::optional<absl::StatusOr<SecretBytes>> EnvelopeService::TryDecrypt(
     absl::ReaderMutexLock lock(&mu_);
     cur = current_;
   }
-  if (cur != nullptr && cur->key_id == key_id && cur->wrapped == *wrapped) {
+  // The precomputed AAD is valid only for the very annotations it was computed from.
+  if (cur != nullptr && cur->key_id == key_id && cur->annotations == annotations) {
     return Open(*cur->aead, cur->aad, ciphertext);
   }
   std::shared_ptr<const AesGcm> aead = cache_.Lookup(DekCache::KeyFor(key_id, *wrapped));
@@ -321,7 +344,8 @@ absl::StatusOr<SecretBytes> EnvelopeService::Decrypt(std::string_view ciphertext
   std::string aad;
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (current_ != nullptr && current_->key_id == key_id && current_->wrapped == wrapped) {
+    if (current_ != nullptr && current_->key_id == key_id &&
+        current_->annotations == annotations) {
       aead = current_->aead;
       aad = current_->aad;
     }
@@ -440,6 +464,10 @@ EnvelopeReport EnvelopeService::Report() const {
     r.last_probe_result = last_probe_status_.ok() ? "ok" : last_probe_status_.ToString();
     r.kek_description = kek_description_;
   }
+  if (options_.recovery_key != nullptr) {
+    r.recovery_key_fingerprint = options_.recovery_key->FingerprintText();
+  }
+  r.recovery_wraps = recovery_wraps_.load();
   r.cache_size = cache_.size();
   r.cache_hits = cache_.hits();
   r.cache_misses = cache_.misses();

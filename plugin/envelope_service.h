@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/clock.h"
 #include "crypto/aes_gcm.h"
+#include "crypto/rsa_oaep.h"
 #include "kms/key_encryption_service.h"
 #include "plugin/dek_cache.h"
 #include "plugin/envelope_format.h"
@@ -48,6 +49,10 @@ struct EnvelopeOptions {
   // A new KEK version must be reported by this many consecutive probes before key_id switches
   // (a flapping backend never flips key_id). Forced refreshes (admin) skip it.
   int key_change_confirmations = 2;
+  // The offline recovery key (issue 12, plugin/recovery_format.h): when set, each new data key is
+  // also RSA-OAEP-wrapped under it, once, into a second annotation kRecoveryAnnotation that the
+  // AAD binds. Null: exactly one annotation, as before.
+  std::shared_ptr<const RsaPublicKey> recovery_key;
 };
 
 struct EncryptResult {
@@ -76,6 +81,8 @@ struct EnvelopeReport {
   std::string last_probe;         // RFC 3339 of the last probe, empty if none.
   std::string last_probe_result;  // "ok" or the error.
   std::string kek_description;
+  std::string recovery_key_fingerprint;  // "sha256:<hex>", empty without a recovery key.
+  uint64_t recovery_wraps = 0;           // Data keys wrapped under the recovery key since start.
 };
 
 class EnvelopeService {
@@ -135,6 +142,9 @@ class EnvelopeService {
 
   EnvelopeReport Report() const;
 
+  // RSA wraps under the recovery key since start (one per data key, never per Encrypt).
+  uint64_t recovery_wraps() const { return recovery_wraps_.load(); }
+
  private:
   struct DataKey {
     std::string key_id;
@@ -177,6 +187,7 @@ class EnvelopeService {
 
   absl::Mutex rotate_mu_;  // Held across the wrap call of a DEK replacement.
   std::atomic<bool> replacement_scheduled_{false};
+  std::atomic<uint64_t> recovery_wraps_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const DataKey> current_ ABSL_GUARDED_BY(mu_);
   bool revoked_ ABSL_GUARDED_BY(mu_) = false;

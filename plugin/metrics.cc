@@ -129,6 +129,22 @@ void PluginMetrics::UpdateFrom(const EnvelopeReport& report) {
   if (current_key_id_gauge_ != nullptr && current_key_id_gauge_ != g) current_key_id_gauge_->Set(0);
   if (g != nullptr) g->Set(1);
   current_key_id_gauge_ = g;
+  if (!report.recovery_key_fingerprint.empty()) {
+    if (recovery_wraps_ == nullptr) {
+      prometheus::BuildGauge()
+          .Name("kms_plugin_recovery_key_info")
+          .Help("1 for the offline recovery key, labelled with its SHA-256 SPKI fingerprint")
+          .Register(*registry_)
+          .Add({{"fingerprint", report.recovery_key_fingerprint}})
+          .Set(1);
+      recovery_wraps_ = &prometheus::BuildGauge()
+                             .Name("kms_plugin_recovery_wraps")
+                             .Help("Data keys wrapped under the recovery key since start")
+                             .Register(*registry_)
+                             .Add({});
+    }
+    recovery_wraps_->Set(static_cast<double>(report.recovery_wraps));
+  }
 }
 
 std::string PluginMetrics::Serialize() {

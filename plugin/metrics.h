@@ -8,6 +8,9 @@
 //   kms_plugin_data_key_uses                           Encrypts under the current data key
 //   kms_plugin_dek_cache_size / _hits / _misses        unwrapped data-key cache
 //   kms_plugin_key_id_info{key_id_hash}                1 for the current key_id (sha256:<hex>)
+//   kms_plugin_recovery_key_info{fingerprint}          1 for the recovery key (sha256:<hex> of
+//                                                      its SPKI); only with --recovery-public-key
+//   kms_plugin_recovery_wraps                          data keys wrapped under it since start
 //
 // Thread-safe.
 #ifndef KMSP_PLUGIN_METRICS_H_
@@ -69,6 +72,8 @@ class PluginMetrics {
   prometheus::Family<prometheus::Gauge>& key_id_info_;
   absl::Mutex mu_;
   prometheus::Gauge* current_key_id_gauge_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // Registered on the first report that names a recovery key (absent without one).
+  prometheus::Gauge* recovery_wraps_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace kmsplugin
