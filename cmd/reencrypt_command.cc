@@ -127,6 +127,7 @@ int RunReencrypt(const ReencryptFlags& flags) {
   auto summary = reencryptor.Run(targets);
   if (!summary.ok()) return Fatal("run stopped", summary.status());
 
+  if (!recovery_keys->empty()) summary->recovery_opens = recovery_keys->opens();
   if (flags.scan) std::cout << summary->InventoryTable();
   std::cout << summary->ToJson() << std::endl;
   return summary->failed > 0 ? 1 : 0;

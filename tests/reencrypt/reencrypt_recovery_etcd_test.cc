@@ -206,6 +206,7 @@ TEST_F(RecoveryEtcdTest, RecoveryKeyRestoresType0AndType1SecretsAfterTheKekIsDel
   EXPECT_EQ(Count(r.summary, "rewritten"), 60);
   EXPECT_EQ(Count(r.summary, "failed"), 0);
   EXPECT_EQ(Count(r.summary, "already_current"), 10) << "the configmaps";
+  EXPECT_EQ(Count(r.summary, "recovery_opens"), 8) << "4 seeds and 4 type-0 DEKs, once each";
   EXPECT_EQ(CountRecovered(), 60);
   EXPECT_EQ(Revisions(Snapshot("/registry/configmaps/")), configmaps);
   EXPECT_THAT(r.err, HasSubstr("opened with the recovery key only")) << "dead endpoint noticed";

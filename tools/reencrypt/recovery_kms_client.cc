@@ -117,7 +117,10 @@ std::vector<std::string> RecoveryKeySet::FingerprintTexts() const {
 absl::StatusOr<SecretBytes> RecoveryKeySet::Open(
     std::string_view ciphertext, std::string_view key_id,
     const std::map<std::string, std::string>& annotations) const {
-  return OpenWithRecoveryKey(ciphertext, key_id, annotations, pointers_);
+  absl::StatusOr<SecretBytes> opened =
+      OpenWithRecoveryKey(ciphertext, key_id, annotations, pointers_);
+  if (opened.ok()) opens_.fetch_add(1);
+  return opened;
 }
 
 std::string RecoveryWrapLabel(const std::map<std::string, std::string>& annotations) {

@@ -15,6 +15,8 @@
 #ifndef KMSP_TOOLS_REENCRYPT_RECOVERY_KMS_CLIENT_H_
 #define KMSP_TOOLS_REENCRYPT_RECOVERY_KMS_CLIENT_H_
 
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,11 +49,14 @@ class RecoveryKeySet {
   // unwrap it or the envelope does not authenticate. Messages hold fingerprints, never bytes.
   absl::StatusOr<SecretBytes> Open(std::string_view ciphertext, std::string_view key_id,
                                    const std::map<std::string, std::string>& annotations) const;
+  // Successful Opens so far (each seed or DEK once: the KMS v2 transformer caches them).
+  int64_t opens() const { return opens_.load(); }
 
  private:
   explicit RecoveryKeySet(std::vector<RsaPrivateKey> keys);
   std::vector<RsaPrivateKey> keys_;
   std::vector<const RsaPrivateKey*> pointers_;
+  mutable std::atomic<int64_t> opens_{0};
 };
 
 // What the recovery annotation of a KMS v2 value says, for the scan inventory: "sha256:<hex>"

@@ -406,6 +406,7 @@ std::string ReencryptSummary::ToJson() const {
   j["conflicts"] = conflicts;
   j["vanished"] = vanished;
   j["kms_decrypt_calls"] = kms_decrypt_calls;
+  if (recovery_opens >= 0) j["recovery_opens"] = recovery_opens;
   j["dry_run"] = dry_run;
   j["scan"] = scan_only;
   j["seconds"] = seconds;

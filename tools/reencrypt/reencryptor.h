@@ -68,7 +68,8 @@ struct ReencryptSummary {
   int64_t failed = 0;
   int64_t conflicts = 0;  // compare-and-swap retries after a concurrent write
   int64_t vanished = 0;   // deleted while we worked on them
-  int64_t kms_decrypt_calls = 0;
+  int64_t kms_decrypt_calls = 0;  // seeds / DEKs opened (by the plugin, or the recovery key)
+  int64_t recovery_opens = -1;    // of those, opened with a recovery key (-1: no key given)
   double seconds = 0;
   bool dry_run = false;
   bool scan_only = false;
