@@ -21,10 +21,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A plugin whose Decrypt answers `result` (a seed, or an error) and counts its calls.
+// A plugin whose Decrypt fails with `error` (or, when OK, answers fixed bytes); counts calls.
 class ScriptedPlugin final : public KmsV2Client {
  public:
-  explicit ScriptedPlugin(absl::Status error, int* calls) : error_(std::move(error)), calls_(calls) {}
+  ScriptedPlugin(absl::Status error, int* calls) : error_(std::move(error)), calls_(calls) {}
   absl::StatusOr<KmsV2Status> Status() override { return KmsV2Status{"v2", "ok", "k1"}; }
   absl::StatusOr<KmsV2EncryptResult> Encrypt(const SecretBytes&, std::string_view) override {
     return absl::UnimplementedError("not in this test");
@@ -117,9 +117,8 @@ TEST_F(RecoveryKmsV2ClientTest, APluginThatRefusesIsAskedEachTimeThenTheRecovery
 
 TEST_F(RecoveryKmsV2ClientTest, AWorkingPluginAnswersAndTheRecoveryKeyIsNotUsed) {
   int calls = 0;
-  auto client =
-      NewRecoveryKmsV2Client("old", std::make_unique<ScriptedPlugin>(absl::OkStatus(), &calls),
-                             *keys_);
+  auto client = NewRecoveryKmsV2Client(
+      "old", std::make_unique<ScriptedPlugin>(absl::OkStatus(), &calls), *keys_);
   auto opened = client->Decrypt("anything", "k1", {}, "uid");
   ASSERT_TRUE(opened.ok()) << opened.status();
   EXPECT_EQ(opened->Reveal(), "from the plugin");
@@ -165,8 +164,7 @@ TEST_F(RecoveryKmsV2ClientTest, LoadReadsAPemKeyAndRefusesAnythingElse) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("not an RSA 3072 or 4096 private key"));
   EXPECT_THAT(refused.status().message(), HasSubstr(bad));
-  EXPECT_EQ(RecoveryKeySet::Load({good, good}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RecoveryKeySet::Load({good, good}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(RecoveryWrapLabelTest, NamesTheFingerprintOrSaysNoneOrInvalid) {

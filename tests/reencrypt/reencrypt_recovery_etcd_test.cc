@@ -259,7 +259,8 @@ TEST_F(RecoveryEtcdTest, WithoutTheRightPrivateKeyNothingIsWrittenAndTheRunExits
   const std::string small = dir_->File("rsa2048.key");
   ProcessOptions genpkey;
   genpkey.binary = "/usr/bin/openssl";
-  genpkey.args = {"genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", small};
+  genpkey.args = {"genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                  "-out",    small};
   ITEST_ASSIGN_OR_FAIL(ExitInfo made, Subprocess::Run(genpkey, absl::Seconds(60)));
   ASSERT_EQ(made.code, 0);
   ToolResult rsa2048 = RunTool(Args({small}));
@@ -288,8 +289,7 @@ TEST_F(RecoveryEtcdTest, ObjectsWithoutAUsableWrapAreReportedAndLeftUntouchedThe
   EXPECT_EQ(rec["kms_v2_objects"], 50);
   EXPECT_EQ(rec["with_recovery_wrap"], 40);
   EXPECT_EQ(rec["without_recovery_wrap"], 10);
-  EXPECT_EQ(rec["by_fingerprint"],
-            (nlohmann::json{{a.fingerprint, 25}, {b.fingerprint, 15}}));
+  EXPECT_EQ(rec["by_fingerprint"], (nlohmann::json{{a.fingerprint, 25}, {b.fingerprint, 15}}));
   std::map<std::string, int64_t> per_row;  // resource|key_id|recovery
   for (const auto& row : scan.summary["inventory"]) {
     if (!row.contains("recovery")) continue;

@@ -60,8 +60,7 @@ class RecoveryKmsV2Client final : public KmsV2Client {
     return absl::Status(
         recovered.status().code(),
         fmt::format("KMS v2 provider {}: plugin Decrypt failed ({}), and recovery failed: {}",
-                    provider_, plugin_error,
-                    Printable(ToStd(recovered.status().message()), 512)));
+                    provider_, plugin_error, Printable(ToStd(recovered.status().message()), 512)));
   }
 
  private:
@@ -93,14 +92,14 @@ absl::StatusOr<std::shared_ptr<const RecoveryKeySet>> RecoveryKeySet::Load(
     const SecretBytes pem = SecretBytes::TakeFrom(*text);  // wipes the read buffer
     absl::StatusOr<RsaPrivateKey> key = RsaPrivateKey::FromPem(pem);
     if (!key.ok()) {
-      return absl::InvalidArgumentError(fmt::format(
-          "recovery private key {}: not an RSA 3072 or 4096 private key in PEM: {}",
-          Printable(path), Printable(ToStd(key.status().message()), 256)));
+      return absl::InvalidArgumentError(
+          fmt::format("recovery private key {}: not an RSA 3072 or 4096 private key in PEM: {}",
+                      Printable(path), Printable(ToStd(key.status().message()), 256)));
     }
     if (!seen.insert(key->fingerprint()).second) {
-      return absl::InvalidArgumentError(fmt::format(
-          "recovery private key {}: the same key ({}) is given twice", Printable(path),
-          key->FingerprintText()));
+      return absl::InvalidArgumentError(
+          fmt::format("recovery private key {}: the same key ({}) is given twice", Printable(path),
+                      key->FingerprintText()));
     }
     keys.push_back(std::move(*key));
   }
