@@ -9,7 +9,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/rsa_oaep.h"
+#include "plugin/recovery_format.h"
 #include "tests/aws/fake_aws_server.h"
+#include "tests/crypto/rsa_test_keys.h"
 #include "tests/integration/plugin_test_base.h"
 
 namespace kmsplugin::testing {
@@ -169,6 +172,46 @@ TEST_F(AwsPluginE2eTest, ConformsToTheApiserverContractWithOneKmsEncryptForManyO
                 nlohmann::json({{"kms-plugin", "kubernetes-kms-v2"}, {"cluster", "e2e"}}));
     }
   }
+}
+
+// Issue 12: with --recovery-public-key every reply also carries the recovery wrap of its data key
+// (one RSA wrap, one AWS Encrypt for all objects), and the offline private key opens a reply with
+// no AWS call at all (the plugin is stopped first).
+TEST_F(AwsPluginE2eTest, WithARecoveryKeyRepliesCarryAWrapThatOpensOfflineWithoutAws) {
+  PluginOptions o = AwsOptions();
+  o.args.push_back("--recovery-public-key");
+  o.args.push_back(kRecoveryTestPubPem);
+  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(o));
+  ApiserverKmsClient client(plugin->grpc_target());
+  ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
+  std::vector<std::pair<v2::EncryptResponse, std::string>> replies;
+  for (int i = 0; i < 10; ++i) {
+    const std::string plaintext = Secret("recovery-" + std::to_string(i));
+    ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc, client.Encrypt(plaintext));
+    EXPECT_THAT(ValidateEncryptResponse(enc, status.key_id()), IsOk());
+    EXPECT_EQ(enc.annotations_size(), 2);
+    EXPECT_EQ(enc.annotations().count(std::string(kRecoveryAnnotation)), 1u);
+    ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec,
+                         client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc)));
+    EXPECT_EQ(dec.plaintext(), plaintext);
+    replies.emplace_back(enc, plaintext);
+  }
+  EXPECT_EQ(Count(ServerLog(), "kms", "Encrypt"), 1);
+  ASSERT_THAT(plugin->Terminate(), IsOk());
+  const nlohmann::json before = ServerLog();
+
+  std::string pem = ReadFileOrEmpty(kRecoveryTestKeyPem);
+  auto priv = RsaPrivateKey::FromPem(SecretBytes::TakeFrom(pem));
+  ASSERT_THAT(priv, IsOk());
+  for (const auto& [enc, plaintext] : replies) {
+    const Annotations annotations(enc.annotations().begin(), enc.annotations().end());
+    auto opened = OpenWithRecoveryKey(enc.ciphertext(), enc.key_id(), annotations, {&*priv});
+    ASSERT_THAT(opened, IsOk());
+    EXPECT_EQ(opened->Reveal(), plaintext);
+  }
+  const nlohmann::json after = ServerLog();  // No AWS call to open them:
+  EXPECT_EQ(Count(after, "kms", "Decrypt"), Count(before, "kms", "Decrypt"));
+  EXPECT_EQ(Count(after, "kms", "Encrypt"), Count(before, "kms", "Encrypt"));
 }
 
 TEST_F(AwsPluginE2eTest, EachCredentialSourceOfTheChainServesThePlugin) {

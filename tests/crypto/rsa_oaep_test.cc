@@ -3,8 +3,14 @@
 // keys an operator makes with `openssl genpkey`, wraps made by `openssl pkeyutl`, both ways).
 #include "crypto/rsa_oaep.h"
 
-#include <cstdlib>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <string>
+#include <vector>
 
 #include "crypto/encoding.h"
 #include "crypto/random.h"
@@ -44,8 +50,29 @@ SecretBytes DataKey() {
   return *std::move(k);
 }
 
-// Runs a shell command line; true when it exits 0.
-bool RunShell(const std::string& cmd) { return std::system((cmd + " 2>/dev/null").c_str()) == 0; }
+// Runs argv[0] (found on PATH) with no shell, stderr discarded and stdout to `stdout_path`
+// (/dev/null when empty); true when it exits 0.
+bool RunArgv(const std::vector<std::string>& argv, const std::string& stdout_path = "") {
+  std::vector<char*> args;
+  args.reserve(argv.size() + 1);
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1,
+                                   stdout_path.empty() ? "/dev/null" : stdout_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return false;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return false;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 // --- RsaPublicKey ---
 
@@ -155,8 +182,8 @@ TEST(RsaPrivateKeyTest, RefusesAPublicKeyEmptyInputAndA2048BitKey) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not an unencrypted PEM")));
   EXPECT_THAT(RsaPrivateKey::FromPem(SecretBytes()), StatusIs(absl::StatusCode::kInvalidArgument));
   ScratchDir dir;
-  ASSERT_TRUE(RunShell("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out " +
-                       dir.Path("k2048.pem")));
+  ASSERT_TRUE(RunArgv({"openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                       "rsa_keygen_bits:2048", "-out", dir.Path("k2048.pem")}));
   std::string pem = ReadFileOrEmpty(dir.Path("k2048.pem"));
   EXPECT_THAT(RsaPrivateKey::FromPem(SecretBytes::TakeFrom(pem)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("RSA-2048")));
@@ -196,13 +223,14 @@ TEST(RsaOpensslInteropTest, GenpkeyKeyPairLoadsWithTheFingerprintOfSha256sumOfIt
   ScratchDir dir;
   const std::string priv = dir.Path("priv.pem");
   const std::string pub = dir.Path("pub.pem");
-  ASSERT_TRUE(
-      RunShell("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out " + priv));
-  ASSERT_TRUE(RunShell("openssl pkey -in " + priv + " -pubout -out " + pub));
-  ASSERT_TRUE(
-      RunShell("openssl pkey -pubin -in " + pub + " -outform DER -out " + dir.Path("pub.der")));
+  ASSERT_TRUE(RunArgv({"openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                       "rsa_keygen_bits:3072", "-out", priv}));
+  ASSERT_TRUE(RunArgv({"openssl", "pkey", "-in", priv, "-pubout", "-out", pub}));
+  ASSERT_TRUE(RunArgv(
+      {"openssl", "pkey", "-pubin", "-in", pub, "-outform", "DER", "-out", dir.Path("pub.der")}));
   // PKCS#1 ("BEGIN RSA PRIVATE KEY") too.
-  ASSERT_TRUE(RunShell("openssl pkey -in " + priv + " -traditional -out " + dir.Path("pkcs1.pem")));
+  ASSERT_TRUE(
+      RunArgv({"openssl", "pkey", "-in", priv, "-traditional", "-out", dir.Path("pkcs1.pem")}));
   auto pk = RsaPublicKey::FromPem(ReadFileOrEmpty(pub));
   ASSERT_THAT(pk, IsOk());
   std::string pem8 = ReadFileOrEmpty(priv);
@@ -217,15 +245,23 @@ TEST(RsaOpensslInteropTest, GenpkeyKeyPairLoadsWithTheFingerprintOfSha256sumOfIt
   EXPECT_EQ(pk->fingerprint(), sk8->fingerprint());
   EXPECT_EQ(pk->fingerprint(), sk1->fingerprint());
   // Sha256 of the DER, as `sha256sum` computes it.
-  ASSERT_TRUE(RunShell("sha256sum " + dir.Path("pub.der") + " | cut -c1-64 > " + dir.Path("fp")));
-  EXPECT_EQ(HexEncode(pk->fingerprint()) + "\n", ReadFileOrEmpty(dir.Path("fp")));
+  ASSERT_TRUE(RunArgv({"sha256sum", dir.Path("pub.der")}, dir.Path("fp")));
+  EXPECT_EQ(HexEncode(pk->fingerprint()), ReadFileOrEmpty(dir.Path("fp")).substr(0, 64));
 }
 
-// The pkeyutl options of an OAEP-SHA256 wrap with our label.
-std::string OaepOpts() {
-  return " -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256"
-         " -pkeyopt rsa_oaep_label:" +
-         HexEncode(kLabel);
+// `openssl pkeyutl <op> <key args> -in <in> -out <out>` with the options of an OAEP-SHA256 wrap
+// with our label.
+std::vector<std::string> Pkeyutl(std::vector<std::string> args, const std::string& in,
+                                 const std::string& out) {
+  args.insert(args.begin(), {"openssl", "pkeyutl"});
+  for (const std::string& opt :
+       {std::string("rsa_padding_mode:oaep"), std::string("rsa_oaep_md:sha256"),
+        std::string("rsa_mgf1_md:sha256"), "rsa_oaep_label:" + HexEncode(kLabel)}) {
+    args.push_back("-pkeyopt");
+    args.push_back(opt);
+  }
+  args.insert(args.end(), {"-in", in, "-out", out});
+  return args;
 }
 
 TEST(RsaOpensslInteropTest, PkeyutlWrapUnwrapsWithRsaPrivateKey) {
@@ -234,9 +270,8 @@ TEST(RsaOpensslInteropTest, PkeyutlWrapUnwrapsWithRsaPrivateKey) {
   auto key = HexDecode(key_hex);
   ASSERT_THAT(key, IsOk());
   const std::string in = dir.Write("dek.bin", *key);
-  ASSERT_TRUE(RunShell("openssl pkeyutl -encrypt -pubin -inkey " +
-                       std::string(testing::kRecoveryTestPubPem) + OaepOpts() + " -in " + in +
-                       " -out " + dir.Path("wrapped.bin")));
+  ASSERT_TRUE(RunArgv(Pkeyutl({"-encrypt", "-pubin", "-inkey", testing::kRecoveryTestPubPem}, in,
+                              dir.Path("wrapped.bin"))));
   const std::string wrapped = ReadFileOrEmpty(dir.Path("wrapped.bin"));
   ASSERT_EQ(wrapped.size(), 384u);
   auto out = TestPrivateKey().Unwrap(wrapped, kLabel);
@@ -250,9 +285,8 @@ TEST(RsaOpensslInteropTest, OurWrapDecryptsWithPkeyutl) {
   auto wrapped = TestPublicKey().Wrap(dek, kLabel);
   ASSERT_THAT(wrapped, IsOk());
   const std::string in = dir.Write("wrapped.bin", *wrapped);
-  ASSERT_TRUE(RunShell("openssl pkeyutl -decrypt -inkey " +
-                       std::string(testing::kRecoveryTestKeyPem) + OaepOpts() + " -in " + in +
-                       " -out " + dir.Path("dek.bin")));
+  ASSERT_TRUE(RunArgv(
+      Pkeyutl({"-decrypt", "-inkey", testing::kRecoveryTestKeyPem}, in, dir.Path("dek.bin"))));
   EXPECT_EQ(HexEncode(ReadFileOrEmpty(dir.Path("dek.bin"))), HexEncode(dek.Reveal()));
 }
 

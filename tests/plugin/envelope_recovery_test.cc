@@ -59,8 +59,8 @@ class EnvelopeRecoveryTest : public EnvelopeServiceFixture {
 TEST_F(EnvelopeRecoveryTest, EncryptResponsesCarryBothAnnotationsAndPassApiserverValidation) {
   const std::string seed = Seed();
   EncryptResult enc = MustEncrypt(seed);
-  EXPECT_THAT(enc.annotations, ElementsAre(Key(std::string(kDekAnnotation)),
-                                           Key(std::string(kRecoveryAnnotation))));
+  EXPECT_THAT(enc.annotations,
+              ElementsAre(Key(std::string(kDekAnnotation)), Key(std::string(kRecoveryAnnotation))));
   EXPECT_THAT(testing::ValidateEncryptResult(enc.ciphertext, enc.key_id, enc.annotations,
                                              svc_->Status().key_id),
               IsOk());
@@ -94,8 +94,7 @@ TEST_F(EnvelopeRecoveryTest, NEncryptsOnOneDataKeyMakeExactlyOneRecoveryWrap) {
             std::string("sha256:") + testing::kRecoveryTestKeyFingerprintHex);
   ASSERT_THAT(svc_->RotateDataKey(Ctx()), IsOk());
   EXPECT_EQ(svc_->recovery_wraps(), 2u);
-  EXPECT_EQ(values.count(MustEncrypt(Seed()).annotations.at(std::string(kRecoveryAnnotation))),
-            0u);
+  EXPECT_EQ(values.count(MustEncrypt(Seed()).annotations.at(std::string(kRecoveryAnnotation))), 0u);
 }
 
 TEST_F(EnvelopeRecoveryTest, RecoveryAnnotationWithOneByteChangedIsRejectedByDecrypt) {
