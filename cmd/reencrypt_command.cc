@@ -18,6 +18,7 @@
 #include "tools/reencrypt/encryption_config.h"
 #include "tools/reencrypt/etcd_client.h"
 #include "tools/reencrypt/progress.h"
+#include "tools/reencrypt/recovery_kms_client.h"
 #include "tools/reencrypt/reencryptor.h"
 #include "tools/reencrypt/resources.h"
 #include "tools/reencrypt/value_transformer.h"
@@ -42,6 +43,7 @@ struct ReencryptFlags {
   int64_t page_size = 500;
   absl::Duration etcd_timeout = absl::Seconds(30);
   absl::Duration progress_interval = absl::Seconds(5);
+  std::vector<std::string> recovery_private_keys;
 };
 
 int Fatal(std::string_view what, const absl::Status& status) {
@@ -64,8 +66,35 @@ int RunReencrypt(const ReencryptFlags& flags) {
   auto etcd = reencrypt::CreateGrpcEtcdClient(etcd_options);
   if (!etcd.ok()) return Fatal("etcd client", etcd.status());
 
-  auto transformers = reencrypt::TransformerSet::Create(*config);
+  // KMS v2 providers kept only to read old data: a dead plugin is asked once, not once per
+  // object, and with offline recovery keys (issue 12) values it cannot decrypt are opened with
+  // them instead (tools/reencrypt/recovery_kms_client.h).
+  std::shared_ptr<const reencrypt::RecoveryKeySet> recovery_keys =
+      reencrypt::RecoveryKeySet::FromKeys({});
+  if (!flags.recovery_private_keys.empty()) {
+    auto keys = reencrypt::RecoveryKeySet::Load(flags.recovery_private_keys);
+    if (!keys.ok()) return Fatal("--recovery-private-key", keys.status());
+    recovery_keys = *keys;
+    for (const std::string& fp : recovery_keys->FingerprintTexts()) {
+      std::cerr << "kms-plugin reencrypt: recovery key " << fp << "\n";
+    }
+  }
+  reencrypt::KmsClientFactory factory;
+  int read_only_kms_v2 = 0;
+  factory.wrap_read_only_v2 = [&recovery_keys, &read_only_kms_v2](
+                                  std::string_view name,
+                                  std::unique_ptr<reencrypt::KmsV2Client> client) {
+    ++read_only_kms_v2;
+    return reencrypt::NewRecoveryKmsV2Client(std::string(name), std::move(client),
+                                             recovery_keys);
+  };
+  auto transformers = reencrypt::TransformerSet::Create(*config, factory);
   if (!transformers.ok()) return Fatal("providers", transformers.status());
+  if (!flags.recovery_private_keys.empty() && read_only_kms_v2 == 0) {
+    return Fatal("--recovery-private-key",
+                 absl::InvalidArgumentError("the config has no KMS v2 provider that only reads "
+                                            "(list the old kms provider after the new first one)"));
+  }
 
   std::vector<ResourceTarget> targets;
   if (!flags.resources.empty()) {
@@ -98,6 +127,7 @@ int RunReencrypt(const ReencryptFlags& flags) {
   auto summary = reencryptor.Run(targets);
   if (!summary.ok()) return Fatal("run stopped", summary.status());
 
+  if (!recovery_keys->empty()) summary->recovery_opens = recovery_keys->opens();
   if (flags.scan) std::cout << summary->InventoryTable();
   std::cout << summary->ToJson() << std::endl;
   return summary->failed > 0 ? 1 : 0;
@@ -147,6 +177,11 @@ void AddReencryptCommand(CLI::App& app, int* exit_code) {
   AddDurationFlag(
       cmd, "--progress-interval", &flags->progress_interval, absl::ZeroDuration(),
       "Interval of plain progress lines when stderr is not a terminal (0: every object)");
+  cmd->add_option("--recovery-private-key", flags->recovery_private_keys,
+                  "Offline recovery RSA private key (PEM; repeatable): KMS v2 values the old "
+                  "plugin cannot decrypt are opened with it (serve --recovery-public-key)")
+      ->allow_extra_args(false)
+      ->check(CLI::ExistingFile);
   cmd->callback([flags, exit_code] { *exit_code = RunReencrypt(*flags); });
 }
 

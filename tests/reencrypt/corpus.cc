@@ -1,5 +1,7 @@
 #include "tests/reencrypt/corpus.h"
 
+#include <map>
+
 #include "crypto/aes_cbc.h"
 #include "crypto/aes_gcm.h"
 #include "crypto/encoding.h"
@@ -20,20 +22,31 @@ void Varint(uint64_t v, std::string* out) {
   }
   out->push_back(static_cast<char>(v));
 }
+const std::map<std::string, std::string>& FakeAnnotations() {
+  static const auto* const kAnnotations = new std::map<std::string, std::string>{
+      {std::string(kFakeAnnotationKey), std::string(kFakeAnnotationValue)}};
+  return *kAnnotations;
+}
+
 void Bytes(int field, std::string_view b, std::string* out) {
   Varint(static_cast<uint64_t>(field) << 3 | 2, out);
   Varint(b.size(), out);
   out->append(b.data(), b.size());
 }
+// Annotations in key order, as Go's deterministic map encoding writes them.
 std::string EncryptedObjectBytes(std::string_view data, std::string_view key_id,
-                                 std::string_view dek_source, int type) {
-  std::string entry, out;
-  Bytes(1, kFakeAnnotationKey, &entry);
-  Bytes(2, kFakeAnnotationValue, &entry);
+                                 std::string_view dek_source,
+                                 const std::map<std::string, std::string>& annotations, int type) {
+  std::string out;
   Bytes(1, data, &out);
   Bytes(2, key_id, &out);
   Bytes(3, dek_source, &out);
-  Bytes(4, entry, &out);
+  for (const auto& [k, v] : annotations) {
+    std::string entry;
+    Bytes(1, k, &entry);
+    Bytes(2, v, &entry);
+    Bytes(4, entry, &out);
+  }
   if (type != 0) {
     Varint(5 << 3, &out);
     Varint(static_cast<uint64_t>(type), &out);
@@ -127,7 +140,7 @@ absl::StatusOr<std::string> EncodeKmsV2Type0(std::string_view provider, std::str
   auto data = (*c)->Seal(plaintext, etcd_key);
   if (!data.ok()) return data.status();
   return fmt::format("k8s:enc:kms:v2:{}:", provider) +
-         EncryptedObjectBytes(*data, key_id, Base64Encode(dek), 0);
+         EncryptedObjectBytes(*data, key_id, Base64Encode(dek), FakeAnnotations(), 0);
 }
 
 absl::StatusOr<std::string> EncodeKmsV2Type1(std::string_view provider, std::string_view key_id,
@@ -143,7 +156,37 @@ absl::StatusOr<std::string> EncodeKmsV2Type1(std::string_view provider, std::str
   auto body = (*c)->SealDetached(*nonce, plaintext, etcd_key);
   if (!body.ok()) return body.status();
   return fmt::format("k8s:enc:kms:v2:{}:", provider) +
-         EncryptedObjectBytes(*info + *nonce + *body, key_id, Base64Encode(seed), 1);
+         EncryptedObjectBytes(*info + *nonce + *body, key_id, Base64Encode(seed),
+                              FakeAnnotations(), 1);
+}
+
+absl::StatusOr<std::string> EncodeKmsV2WithPlugin(std::string_view provider, const PluginWrap& wrap,
+                                                  int type, std::string_view secret,
+                                                  std::string_view etcd_key,
+                                                  std::string_view plaintext) {
+  std::string data;
+  if (type == 1) {
+    auto info = RandomBytes(32);
+    auto nonce = RandomBytes(12);
+    if (!info.ok() || !nonce.ok()) return absl::InternalError("random");
+    auto dek = HmacSha256(SecretBytes::CopyFrom(secret), *info + std::string(1, '\x01'));
+    if (!dek.ok()) return dek.status();
+    auto c = AesGcm::Create(std::move(*dek));
+    if (!c.ok()) return c.status();
+    auto body = (*c)->SealDetached(*nonce, plaintext, etcd_key);
+    if (!body.ok()) return body.status();
+    data = *info + *nonce + *body;
+  } else if (type == 0) {
+    auto c = AesGcm::Create(SecretBytes::CopyFrom(secret));
+    if (!c.ok()) return c.status();
+    auto body = (*c)->Seal(plaintext, etcd_key);
+    if (!body.ok()) return body.status();
+    data = *body;
+  } else {
+    return absl::InvalidArgumentError("type must be 0 or 1");
+  }
+  return fmt::format("k8s:enc:kms:v2:{}:", provider) +
+         EncryptedObjectBytes(data, wrap.key_id, wrap.ciphertext, wrap.annotations, type);
 }
 
 absl::StatusOr<std::string> EncodeKmsV1(std::string_view provider, std::string_view dek,

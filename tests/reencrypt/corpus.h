@@ -5,6 +5,7 @@
 #ifndef KMSP_TESTS_REENCRYPT_CORPUS_H_
 #define KMSP_TESTS_REENCRYPT_CORPUS_H_
 
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,17 @@ absl::StatusOr<std::string> EncodeKmsV2Type0(std::string_view provider, std::str
 absl::StatusOr<std::string> EncodeKmsV2Type1(std::string_view provider, std::string_view key_id,
                                              std::string_view seed, std::string_view etcd_key,
                                              std::string_view plaintext);
+// KMS v2 as the apiserver writes it with a real plugin: `wrap` is the plugin's EncryptResponse
+// for `secret` (type 1: the seed, sealed with HKDF(seed, info); type 0, v1.27: the AES key).
+struct PluginWrap {
+  std::string ciphertext;
+  std::string key_id;
+  std::map<std::string, std::string> annotations;
+};
+absl::StatusOr<std::string> EncodeKmsV2WithPlugin(std::string_view provider, const PluginWrap& wrap,
+                                                  int type, std::string_view secret,
+                                                  std::string_view etcd_key,
+                                                  std::string_view plaintext);
 absl::StatusOr<std::string> EncodeKmsV1(std::string_view provider, std::string_view dek,
                                         std::string_view etcd_key, std::string_view plaintext);
 

@@ -20,6 +20,7 @@
 #include "crypto/random.h"
 #include "fmt/format.h"
 #include "spdlog/spdlog.h"
+#include "tools/reencrypt/recovery_kms_client.h"
 #include "tools/reencrypt/storage_format.h"
 #include "tools/reencrypt/value_transformer.h"
 
@@ -80,6 +81,7 @@ class KmsV2Transformer final : public ValueTransformer {
     if (obj.ok()) {
       origin->key_id = obj->key_id;
       origin->dek_type = static_cast<int>(obj->type);
+      origin->recovery = RecoveryWrapLabel(obj->annotations);
     } else {
       origin->key_id = "<malformed>";
     }

@@ -82,7 +82,8 @@ class RateLimiter {
   absl::Time next_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
-using InventoryKey = std::tuple<std::string, std::string, std::string, int, bool>;
+// resource, provider, key_id, dek_type, current, recovery.
+using InventoryKey = std::tuple<std::string, std::string, std::string, int, bool, std::string>;
 
 class RunState {
  public:
@@ -128,7 +129,8 @@ class RunState {
     absl::MutexLock lock(&mu_);
     for (const auto& [k, count] : inventory_) {
       s->inventory.push_back(InventoryRow{std::get<0>(k), std::get<1>(k), std::get<2>(k),
-                                          std::get<3>(k), std::get<4>(k), count});
+                                          std::get<3>(k), std::get<4>(k), count,
+                                          std::get<5>(k)});
     }
     s->failures = failures_;
   }
@@ -151,8 +153,9 @@ class RunState {
   void Count(const std::string& resource, const ValueOrigin& origin, bool current) {
     absl::MutexLock lock(&mu_);
     // Resource names found in etcd keys and KMS v2 key_ids are stored bytes: printable only.
-    ++inventory_[InventoryKey{Printable(resource), origin.provider, Printable(origin.key_id, kMaxKeyIdSize),
-                              origin.dek_type, current}];
+    ++inventory_[InventoryKey{Printable(resource), origin.provider,
+                              Printable(origin.key_id, kMaxKeyIdSize), origin.dek_type, current,
+                              origin.recovery}];
   }
 
   void Process(const WorkItem& item) {
@@ -365,6 +368,34 @@ absl::StatusOr<ReencryptSummary> Reencryptor::Run(const std::vector<ResourceTarg
   return summary;
 }
 
+namespace {
+
+// KMS v2 objects by recovery wrap, over all resources (the per-resource figures are the
+// inventory rows' "recovery").
+nlohmann::json RecoveryJson(const std::vector<InventoryRow>& inventory) {
+  int64_t total = 0, with = 0, without = 0, invalid = 0;
+  nlohmann::json by_fingerprint = nlohmann::json::object();
+  for (const InventoryRow& r : inventory) {
+    if (r.recovery.empty()) continue;
+    total += r.count;
+    if (r.recovery == "none") {
+      without += r.count;
+    } else if (r.recovery == "invalid") {
+      invalid += r.count;
+    } else {
+      with += r.count;
+      by_fingerprint[r.recovery] = by_fingerprint.value(r.recovery, int64_t{0}) + r.count;
+    }
+  }
+  return {{"kms_v2_objects", total},
+          {"with_recovery_wrap", with},
+          {"without_recovery_wrap", without},
+          {"invalid_recovery_wrap", invalid},
+          {"by_fingerprint", std::move(by_fingerprint)}};
+}
+
+}  // namespace
+
 std::string ReencryptSummary::ToJson() const {
   nlohmann::json j;
   j["scanned"] = scanned;
@@ -375,6 +406,7 @@ std::string ReencryptSummary::ToJson() const {
   j["conflicts"] = conflicts;
   j["vanished"] = vanished;
   j["kms_decrypt_calls"] = kms_decrypt_calls;
+  if (recovery_opens >= 0) j["recovery_opens"] = recovery_opens;
   j["dry_run"] = dry_run;
   j["scan"] = scan_only;
   j["seconds"] = seconds;
@@ -388,9 +420,11 @@ std::string ReencryptSummary::ToJson() const {
                             {"current", r.current},
                             {"count", r.count}};
       if (r.dek_type >= 0) row["type"] = r.dek_type;
+      if (!r.recovery.empty()) row["recovery"] = r.recovery;
       rows.push_back(std::move(row));
     }
     j["inventory"] = std::move(rows);
+    j["recovery"] = RecoveryJson(inventory);
   }
   nlohmann::json failed_keys = nlohmann::json::array();
   for (const FailedKey& f : failures) {
@@ -402,14 +436,14 @@ std::string ReencryptSummary::ToJson() const {
 }
 
 std::string ReencryptSummary::InventoryTable() const {
-  std::vector<std::array<std::string, 6>> rows;
-  rows.push_back({"RESOURCE", "PROVIDER", "KEY_ID", "TYPE", "CURRENT", "COUNT"});
+  std::vector<std::array<std::string, 7>> rows;
+  rows.push_back({"RESOURCE", "PROVIDER", "KEY_ID", "TYPE", "CURRENT", "RECOVERY", "COUNT"});
   for (const InventoryRow& r : inventory) {
     rows.push_back({r.resource, r.provider, r.key_id.empty() ? "-" : r.key_id,
                     r.dek_type < 0 ? "-" : std::to_string(r.dek_type), r.current ? "yes" : "no",
-                    std::to_string(r.count)});
+                    r.recovery.empty() ? "-" : r.recovery, std::to_string(r.count)});
   }
-  std::array<size_t, 6> width{};
+  std::array<size_t, 7> width{};
   for (const auto& row : rows) {
     for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
   }

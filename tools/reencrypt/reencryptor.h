@@ -51,6 +51,7 @@ struct InventoryRow {
   int dek_type = -1;     // kms v2 only
   bool current = false;  // already what the first provider writes now
   int64_t count = 0;
+  std::string recovery;  // kms v2 only: "sha256:<hex>" of the recovery key, "none", "invalid"
 };
 
 struct FailedKey {
@@ -67,7 +68,8 @@ struct ReencryptSummary {
   int64_t failed = 0;
   int64_t conflicts = 0;  // compare-and-swap retries after a concurrent write
   int64_t vanished = 0;   // deleted while we worked on them
-  int64_t kms_decrypt_calls = 0;
+  int64_t kms_decrypt_calls = 0;  // seeds / DEKs opened (by the plugin, or the recovery key)
+  int64_t recovery_opens = -1;    // of those, opened with a recovery key (-1: no key given)
   double seconds = 0;
   bool dry_run = false;
   bool scan_only = false;
@@ -75,7 +77,9 @@ struct ReencryptSummary {
   std::vector<FailedKey> failures;
 
   // One JSON object on one line: the counters, "objects_per_second", and for a scan the
-  // inventory. Never contains values.
+  // inventory (kms v2 rows with "recovery") and "recovery" (KMS v2 objects by recovery wrap:
+  // kms_v2_objects, with_recovery_wrap, without_recovery_wrap, invalid_recovery_wrap,
+  // by_fingerprint {"sha256:<hex>": count}). Never contains values.
   std::string ToJson() const;
   // The inventory as an aligned text table.
   std::string InventoryTable() const;

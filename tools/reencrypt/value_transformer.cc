@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
+#include "tools/reencrypt/recovery_kms_client.h"
 #include "tools/reencrypt/storage_format.h"
 
 namespace kmsplugin::reencrypt {
@@ -61,6 +63,7 @@ ValueOrigin DescribeUnclaimed(std::string_view value) {
     if (obj.ok()) {
       o.key_id = Printable(obj->key_id, 1024);
       o.dek_type = static_cast<int>(obj->type);
+      o.recovery = RecoveryWrapLabel(obj->annotations);
     }
   } else if (SplitKmsValue(value, kKmsV1Prefix, &name, &rest)) {
     o.provider = fmt::format("kms-v1:{}", Printable(name));
@@ -180,6 +183,12 @@ absl::StatusOr<std::unique_ptr<TransformerSet>> TransformerSet::Create(
   std::unique_ptr<TransformerSet> set(new TransformerSet());
   set->config_ = &config;
   std::map<std::string, ValueTransformer*> kms_by_name;
+  std::set<std::string> write_kms_v2;  // names of KMS v2 providers that some rule writes with
+  for (const ResourceRule& rule : config.rules) {
+    if (!rule.providers.empty() && rule.providers.front().kind == ProviderKind::kKmsV2) {
+      write_kms_v2.insert(rule.providers.front().name);
+    }
+  }
   ValueTransformer* identity = nullptr;
   for (const ResourceRule& rule : config.rules) {
     std::vector<ValueTransformer*> chain;
@@ -211,6 +220,9 @@ absl::StatusOr<std::unique_ptr<TransformerSet>> TransformerSet::Create(
           std::unique_ptr<ValueTransformer> t;
           if (p.kind == ProviderKind::kKmsV2) {
             KMSP_ASSIGN_OR_RETURN(auto client, factory.v2(p.endpoint, p.timeout));
+            if (factory.wrap_read_only_v2 && write_kms_v2.count(p.name) == 0) {
+              client = factory.wrap_read_only_v2(p.name, std::move(client));
+            }
             t = NewKmsV2Transformer(p.name, std::move(client));
           } else {
             KMSP_ASSIGN_OR_RETURN(auto client, factory.v1(p.endpoint, p.timeout));

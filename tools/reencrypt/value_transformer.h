@@ -35,6 +35,9 @@ struct ValueOrigin {
   int provider_index = -1;  // which provider of the chain claims it; -1 for none
   int key_index = -1;       // aes*/secretbox: which key of that provider
   std::string prefix;       // the value's format prefix, e.g. "k8s:enc:aescbc:v1:key1:"
+  // kms v2 only: the recovery wrap (recovery_kms_client.h RecoveryWrapLabel): "sha256:<hex>" of
+  // the recovery key, "none" or "invalid"; empty for other providers.
+  std::string recovery;
 };
 
 // What a transformer's Open returns.
@@ -137,6 +140,11 @@ struct KmsClientFactory {
   std::function<absl::StatusOr<std::unique_ptr<KmsV1Client>>(std::string_view endpoint,
                                                              absl::Duration timeout)>
       v1 = CreateGrpcKmsV1Client;
+  // When set, decorates the client of every KMS v2 provider that is the first (write) provider
+  // of no rule: providers kept only to read old data (reencrypt --recovery-private-key).
+  std::function<std::unique_ptr<KmsV2Client>(std::string_view name,
+                                              std::unique_ptr<KmsV2Client> client)>
+      wrap_read_only_v2;
 };
 
 // Builds one transformer per provider of the config (a KMS provider named in several rules is
