@@ -2,8 +2,10 @@
 // token made per test, driven like kube-apiserver drives a KMS v2 plugin: the apiserver's
 // conformance checks, key creation and an operator's pkcs11-tool key, `rotate --kek` to a new key
 // object, a restart on the same token, a wrong PIN, a missing token and an extractable key at
-// start-up, and the number of HSM crypto calls counted in opensc's pkcs11-spy log. The fixture's
+// start-up, a token removed while serving and put back, and the number of HSM crypto calls counted
+// in opensc's pkcs11-spy log. The fixture's
 // tear-down scans every plugin log for the PIN and every plaintext the test sent.
+#include <filesystem>
 #include <regex>
 #include <string>
 #include <vector>
@@ -198,6 +200,83 @@ TEST_F(Pkcs11PluginE2eTest, DeletingTheCurrentKeyObjectMakesStatusUnhealthyAndRe
   // Revocation purges the cached data keys: the ciphertext no longer decrypts.
   EXPECT_FALSE(client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc)).ok());
   EXPECT_THAT(plugin->Log(), HasSubstr("no AES key object labelled 'kek' is left"));
+}
+
+// The token is removed under a serving plugin and comes back. SoftHSM2 (file backend) keeps one
+// directory per token under directories.tokendir; renaming it away is a removed token. Observed
+// (2.6.1): SoftHSM does not keep the token in memory; the next call that needs the token fails
+// with a code the pool takes as a lost token (remote-kms-apis.md §4b.6: CKR_OBJECT_HANDLE_INVALID
+// on key use), the pool reconnects (C_Finalize + C_Initialize) and the slot list then has no
+// token at all ("tokens found: none"): UNAVAILABLE. Renaming the directory back makes the next
+// reconnection find the token by its label, with the same serial and key objects. A must coast (Encrypt on its cached data key, Status ok within the outage
+// window), fail a Decrypt that needs the HSM as unavailable without revoking, and decrypt again
+// once the token is back, without a restart.
+TEST_F(Pkcs11PluginE2eTest, ARemovedTokenIsAnOutageNotARevocationAndItsReturnIsSeenWithoutRestart) {
+  PluginOptions a_options = Pkcs11Options("a");
+  a_options.args.insert(a_options.args.end(), {"--kms-outage-window", "1h"});
+  ITEST_ASSIGN_OR_FAIL(auto a, Start(a_options));
+  ApiserverKmsClient client_a(a->grpc_target());
+  const std::string b_plaintext = Secret("from-b");
+  v2::EncryptResponse b_enc;
+  {
+    // B's data key is its own: A has never seen it, so decrypting B's ciphertext needs the HSM.
+    ITEST_ASSIGN_OR_FAIL(auto b, Start(Pkcs11Options("b")));
+    ApiserverKmsClient client_b(b->grpc_target());
+    ITEST_ASSIGN_OR_FAIL(b_enc, client_b.Encrypt(b_plaintext));
+    EXPECT_THAT(b->Terminate(), IsOk());
+  }
+  const std::string a_plaintext = Secret("from-a");
+  ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse a_enc, client_a.Encrypt(a_plaintext));
+
+  std::string token_dir;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_->path() + "/tokens")) {
+    if (entry.is_directory()) token_dir = entry.path().string();
+  }
+  ASSERT_FALSE(token_dir.empty());
+  const std::string removed = dir_->path() + "/removed-token";
+  std::filesystem::rename(token_dir, removed);
+
+  auto b_dec = client_a.Decrypt(ApiserverKmsClient::DecryptRequestFor(b_enc));
+  ASSERT_FALSE(b_dec.ok()) << "B's ciphertext decrypted with the token removed";
+  EXPECT_EQ(b_dec.status().code(), absl::StatusCode::kUnavailable) << b_dec.status();
+  EXPECT_THAT(std::string(b_dec.status().message()),
+              HasSubstr("no PKCS#11 token labelled 'kms-test'"));
+  // A key poll (every 1 s) that ran while the token was away.
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        const std::string log = a->Log();
+        return log.find("KMS probe failed") != std::string::npos ||
+               log.find("refused the KEK") != std::string::npos;
+      },
+      absl::Seconds(20)))
+      << "no key poll failed with the token removed";
+  EXPECT_THAT(a->Log(), Not(HasSubstr("refused the KEK")));
+  ITEST_ASSIGN_OR_FAIL(v2::StatusResponse during, client_a.Status());
+  EXPECT_EQ(during.healthz(), "ok");
+  EXPECT_EQ(during.key_id(), KeyId(1));
+  for (int i = 0; i < 10; ++i) {
+    ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc, client_a.Encrypt(Secret("during")));
+    EXPECT_EQ(enc.key_id(), KeyId(1));
+  }
+  ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse a_dec,
+                       client_a.Decrypt(ApiserverKmsClient::DecryptRequestFor(a_enc)));
+  EXPECT_EQ(a_dec.plaintext(), a_plaintext);
+
+  std::filesystem::rename(removed, token_dir);
+  std::string last_error;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        auto dec = client_a.Decrypt(ApiserverKmsClient::DecryptRequestFor(b_enc));
+        if (!dec.ok()) last_error = dec.status().ToString();
+        return dec.ok() && dec->plaintext() == b_plaintext;
+      },
+      absl::Seconds(40)))
+      << "B's ciphertext never decrypted after the token came back: " << last_error;
+  ITEST_ASSIGN_OR_FAIL(v2::StatusResponse after, client_a.Status());
+  EXPECT_EQ(after.healthz(), "ok");
+  EXPECT_EQ(after.key_id(), KeyId(1));
+  EXPECT_THAT(a->Log(), HasSubstr("reconnecting"));
+  EXPECT_THAT(a->Log(), Not(HasSubstr("refused the KEK")));
 }
 
 TEST_F(Pkcs11PluginE2eTest, AWrongPinStopsTheProcessWithAClearMessageAndNoPinInTheLog) {
