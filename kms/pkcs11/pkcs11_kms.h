@@ -52,6 +52,7 @@
 #include <string_view>
 
 #include "absl/synchronization/mutex.h"
+#include "base/clock.h"
 #include "kms/key_encryption_service.h"
 #include "kms/pkcs11/key_objects.h"
 #include "kms/pkcs11/pkcs11_blob.h"
@@ -71,6 +72,8 @@ struct Pkcs11KmsOptions {
   MechanismChoice mechanism = MechanismChoice::kAuto;  // kAuto: GCM when the token offers it.
   bool create_key_if_absent = true;
   absl::Duration startup_timeout = absl::Seconds(30);
+  // The session pool's reconnect backoff clock (session_pool.h); null: the real clock. Tests.
+  const Clock* clock = nullptr;
   // Overrides module_path (tests: a function list with some entries replaced).
   std::unique_ptr<Pkcs11Module> module;
 };

@@ -1,5 +1,6 @@
 #include "kms/pkcs11/session_pool.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_join.h"
@@ -41,11 +42,13 @@ absl::Status PinStatus(ck_rv_t rv, std::string_view token_label) {
 }  // namespace
 
 SessionPool::SessionPool(Pkcs11Module* module, std::string token_label, SecretBytes pin,
-                         size_t max_sessions)
+                         size_t max_sessions, const Clock* clock)
     : module_(module),
       token_label_(std::move(token_label)),
       pin_(std::move(pin)),
-      max_sessions_(max_sessions == 0 ? 1 : max_sessions) {}
+      max_sessions_(max_sessions == 0 ? 1 : max_sessions),
+      clock_(clock),
+      jitter_(std::random_device{}()) {}
 
 SessionPool::~SessionPool() {
   absl::MutexLock l(&mu_);
@@ -161,12 +164,21 @@ absl::Status SessionPool::Connect() {
   return absl::OkStatus();
 }
 
+absl::Status SessionPool::DownStatus(absl::Time now) const {
+  return absl::UnavailableError(
+      fmt::format("PKCS#11 token '{}' unavailable ({}); next reconnect in {}",
+                  Printable(token_label_), std::string(down_error_.message()),
+                  absl::FormatDuration(std::max(next_reconnect_ - now, absl::ZeroDuration()))));
+}
+
 absl::Status SessionPool::Reconnect(uint64_t seen_generation) {
   absl::WriterMutexLock module_lock(&module_mu_);
   {
     absl::MutexLock l(&mu_);
-    if (generation_ != seen_generation) return absl::OkStatus();  // Another thread did it.
+    // Another thread did it (or tried: Run then sees down_).
+    if (generation_ != seen_generation) return absl::OkStatus();
     if (!pin_error_.ok()) return pin_error_;
+    if (down_ && clock_->Now() < next_reconnect_) return DownStatus(clock_->Now());
     // No call is in flight (we hold the module lock as writer): every session is idle. Their
     // handles die with C_Finalize.
     idle_.clear();
@@ -177,6 +189,29 @@ absl::Status SessionPool::Reconnect(uint64_t seen_generation) {
   }
   spdlog::warn("PKCS#11 token '{}': reconnecting (C_Finalize, C_Initialize, login)",
                Printable(token_label_));
+  absl::Status s = ReconnectLocked();
+  absl::MutexLock l(&mu_);
+  if (s.ok()) {
+    down_ = false;
+    down_error_ = absl::OkStatus();
+    next_reconnect_ = absl::InfinitePast();
+    reconnect_interval_ = kMinReconnectInterval;
+    return s;
+  }
+  // Full jitter: a wait in (0, interval], then the interval doubles up to the maximum.
+  std::uniform_int_distribution<int64_t> wait_ns(1,
+                                                 absl::ToInt64Nanoseconds(reconnect_interval_));
+  const absl::Duration wait = absl::Nanoseconds(wait_ns(jitter_));
+  down_ = true;
+  down_error_ = s;
+  next_reconnect_ = clock_->Now() + wait;
+  reconnect_interval_ = std::min(2 * reconnect_interval_, kMaxReconnectInterval);
+  spdlog::warn("PKCS#11 token '{}': reconnection failed ({}); next attempt in {}",
+               Printable(token_label_), std::string(s.message()), absl::FormatDuration(wait));
+  return s;
+}
+
+absl::Status SessionPool::ReconnectLocked() {
   if (absl::Status s = module_->Reinitialize(); !s.ok()) return s;
   TokenIdentity token;
   if (absl::Status s = FindToken(&token); !s.ok()) return s;
@@ -265,6 +300,19 @@ absl::StatusOr<CallResult> SessionPool::Run(absl::Time deadline, SessionFn fn) {
     }
     absl::Status status;
     uint64_t generation = 0;
+    bool down = false;
+    {
+      absl::MutexLock l(&mu_);
+      down = down_;
+      generation = generation_;
+      // Down after our own attempt: another thread's reconnection failed since.
+      if (down && reconnected) return DownStatus(clock_->Now());
+    }
+    if (down) {  // The last reconnection failed: reconnect first (or fail fast, see Reconnect).
+      reconnected = true;
+      if (absl::Status s = Reconnect(generation); !s.ok()) return s;
+      continue;
+    }
     Attempt next = RunOnce(deadline, fn, &result, &status, &generation);
     if (next == Attempt::kRetrySession && !session_retried) {
       session_retried = true;

@@ -12,6 +12,12 @@
 // fn gets an `epoch` that changes whenever object handles may have gone stale (a reconnection, or
 // lost sessions, since a logout invalidates private handles on some modules): fn finds its key
 // handles again when it sees a new one.
+// Reconnection backoff: a failed reconnection leaves the pool down. The next attempt is allowed
+// only after a random wait in (0, interval] (full jitter); the interval starts at 1 s and doubles
+// after each failed attempt up to 30 s, and a successful reconnection resets it. Until then every
+// Run fails fast, without a PKCS#11 call, with UNAVAILABLE "PKCS#11 token '<label>' unavailable
+// (<last error>); next reconnect in <d>"; the first Run after it reconnects. Time comes from the
+// Clock given at construction (tests drive it with a FakeClock).
 // Reconnection waits for every call in flight (a reader/writer lock held for each call), so no
 // call runs across C_Finalize.
 //
@@ -31,6 +37,7 @@
 #define KMSP_KMS_PKCS11_SESSION_POOL_H_
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +47,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/clock.h"
 #include "crypto/secret_bytes.h"
 #include "kms/pkcs11/pkcs11_module.h"
 
@@ -60,8 +68,12 @@ struct TokenIdentity {
 
 class SessionPool {
  public:
-  // `module` must outlive the pool.
-  SessionPool(Pkcs11Module* module, std::string token_label, SecretBytes pin, size_t max_sessions);
+  static constexpr absl::Duration kMinReconnectInterval = absl::Seconds(1);
+  static constexpr absl::Duration kMaxReconnectInterval = absl::Seconds(30);
+
+  // `module` and `clock` must outlive the pool.
+  SessionPool(Pkcs11Module* module, std::string token_label, SecretBytes pin, size_t max_sessions,
+              const Clock* clock = RealClock::Get());
   ~SessionPool();
   SessionPool(const SessionPool&) = delete;
   SessionPool& operator=(const SessionPool&) = delete;
@@ -77,7 +89,7 @@ class SessionPool {
   TokenIdentity token() const;
   uint64_t generation() const;  // Connections so far (changes on reconnection).
   uint64_t epoch() const;       // See SessionFn.
-  // For tests and logs: reconnections so far, sessions open now.
+  // For tests and logs: reconnection attempts so far, sessions open now.
   uint64_t reconnects() const;
   size_t open_sessions() const;
 
@@ -93,11 +105,16 @@ class SessionPool {
   absl::StatusOr<ck_session_handle_t> OpenSession(ck_slot_id_t slot, ck_rv_t* rv);
   absl::Status Login(ck_session_handle_t session);
   absl::Status Reconnect(uint64_t seen_generation);
+  // The connection part of Reconnect (module lock held as writer).
+  absl::Status ReconnectLocked();
+  // The fail-fast status while down (caller holds mu_).
+  absl::Status DownStatus(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Pkcs11Module* const module_;
   const std::string token_label_;
   const SecretBytes pin_;
   const size_t max_sessions_;
+  const Clock* const clock_;
 
   // Held as reader by every call in flight, as writer by Reconnect.
   absl::Mutex module_mu_;
@@ -109,6 +126,12 @@ class SessionPool {
   size_t open_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t reconnects_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status pin_error_ ABSL_GUARDED_BY(mu_);  // Latched PIN refusal.
+  // Backoff (see the file comment): the last reconnection failed with down_error_.
+  bool down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status down_error_ ABSL_GUARDED_BY(mu_);
+  absl::Time next_reconnect_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Duration reconnect_interval_ ABSL_GUARDED_BY(mu_) = kMinReconnectInterval;
+  std::mt19937_64 jitter_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace kmsplugin::pkcs11

@@ -2,19 +2,23 @@
 // creation and operator keys, attribute checks, wrap/unwrap with GCM and KEY_WRAP_PAD, kek_ids
 // that are not ours, rotation and the probe, PIN problems (a wrong PIN for real; a locked PIN
 // through a function list with C_Login / C_GetTokenInfo replaced, SoftHSM having no lockout), a
-// missing token, and recovery from lost sessions and a finalised module. HSM calls are counted
+// missing token, recovery from lost sessions and a finalised module, and the reconnect backoff
+// through a removed token (its directory renamed away) on a FakeClock. HSM calls are counted
 // through a copy of SoftHSM's function list (tests/pkcs11/pkcs11_test_util.h).
 #include "kms/pkcs11/pkcs11_kms.h"
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "crypto/random.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_clock.h"
 #include "tests/matchers.h"
 #include "tests/pkcs11/pkcs11_test_util.h"
 
@@ -305,6 +309,56 @@ TEST_F(Pkcs11KmsTest, AFinalizedModuleIsReinitialisedAndTheNextCallSucceeds) {
   auto probe = kms->Probe(Ctx());
   ASSERT_TRUE(probe.ok()) << probe.status();
   EXPECT_EQ(probe->kek_id, KekId(1));
+}
+
+// The token is removed (its directory renamed away; SoftHSM then has no token, see the e2e test)
+// for a long outage: one reconnection per backoff interval, every other call fails fast without a
+// PKCS#11 call; a successful reconnection resets the interval.
+TEST_F(Pkcs11KmsTest, ALongTokenOutageReconnectsOncePerIntervalAndCallsInBetweenFailFast) {
+  testing::FakeClock clock;
+  Pkcs11KmsOptions o = Options();
+  o.clock = &clock;
+  auto kms = MustCreate(std::move(o));
+  ASSERT_NE(kms, nullptr);
+  EXPECT_EQ(RoundTrip(*kms), KekId(1));
+  std::string token_dir;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_->path() + "/tokens")) {
+    token_dir = entry.path().string();
+  }
+  const std::string removed = dir_->path() + "/removed-token";
+  auto fail_fast_calls = [&](int calls) {
+    int fast = 0;
+    for (int i = 0; i < calls; ++i) {
+      auto wrapped = kms->Wrap(NewKey(), Ctx());
+      EXPECT_THAT(wrapped.status(), StatusIs(absl::StatusCode::kUnavailable));
+      if (absl::StrContains(wrapped.status().message(), "; next reconnect in ")) ++fast;
+    }
+    return fast;
+  };
+
+  std::filesystem::rename(token_dir, removed);
+  const int crypto_before = Counters().crypto.load();
+  EXPECT_EQ(fail_fast_calls(100), 99);  // The first one reconnects, and fails.
+  EXPECT_EQ(kms->reconnects(), 1U);
+  EXPECT_EQ(Counters().crypto.load() - crypto_before, 1);  // The call that saw the stale handle.
+  clock.Advance(SessionPool::kMinReconnectInterval);  // Past the first wait, in (0, 1 s].
+  EXPECT_EQ(fail_fast_calls(100), 99);
+  EXPECT_EQ(kms->reconnects(), 2U);
+
+  std::filesystem::rename(removed, token_dir);
+  EXPECT_EQ(fail_fast_calls(1), 1);                       // Back, but the wait is not over.
+  clock.Advance(2 * SessionPool::kMinReconnectInterval);  // Past the second wait, in (0, 2 s].
+  EXPECT_EQ(RoundTrip(*kms), KekId(1));
+  EXPECT_EQ(kms->reconnects(), 3U);
+
+  // The success reset the backoff: a new outage reconnects at once, without a wait.
+  std::filesystem::rename(token_dir, removed);
+  EXPECT_EQ(fail_fast_calls(1), 0);
+  EXPECT_EQ(kms->reconnects(), 4U);
+  std::filesystem::rename(removed, token_dir);
+  clock.Advance(SessionPool::kMinReconnectInterval);
+  EXPECT_EQ(RoundTrip(*kms), KekId(1));
+  EXPECT_EQ(kms->reconnects(), 5U);
 }
 
 TEST_F(Pkcs11KmsTest, AModuleAlreadyInitialisedInTheProcessIsUsedAndLeftInitialised) {
