@@ -54,10 +54,9 @@ absl::StatusOr<std::unique_ptr<Pkcs11Kms>> Pkcs11Kms::Create(Pkcs11KmsOptions op
   if (module == nullptr) {
     KMSP_ASSIGN_OR_RETURN(module, Pkcs11Module::Load(options.module_path));
   }
-  auto pool = std::make_unique<SessionPool>(module.get(), options.token_label, std::move(pin),
-                                            options.max_sessions,
-                                            options.clock != nullptr ? options.clock
-                                                                     : RealClock::Get());
+  auto pool = std::make_unique<SessionPool>(
+      module.get(), options.token_label, std::move(pin), options.max_sessions,
+      options.clock != nullptr ? options.clock : RealClock::Get());
   std::unique_ptr<Pkcs11Kms> kms(
       new Pkcs11Kms(std::move(options), std::move(module), std::move(pool)));
   KMSP_RETURN_IF_ERROR(kms->Start());

@@ -199,8 +199,7 @@ absl::Status SessionPool::Reconnect(uint64_t seen_generation) {
     return s;
   }
   // Full jitter: a wait in (0, interval], then the interval doubles up to the maximum.
-  std::uniform_int_distribution<int64_t> wait_ns(1,
-                                                 absl::ToInt64Nanoseconds(reconnect_interval_));
+  std::uniform_int_distribution<int64_t> wait_ns(1, absl::ToInt64Nanoseconds(reconnect_interval_));
   const absl::Duration wait = absl::Nanoseconds(wait_ns(jitter_));
   down_ = true;
   down_error_ = s;

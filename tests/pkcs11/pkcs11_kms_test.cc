@@ -341,7 +341,7 @@ TEST_F(Pkcs11KmsTest, ALongTokenOutageReconnectsOncePerIntervalAndCallsInBetween
   EXPECT_EQ(fail_fast_calls(100), 99);  // The first one reconnects, and fails.
   EXPECT_EQ(kms->reconnects(), 1U);
   EXPECT_EQ(Counters().crypto.load() - crypto_before, 1);  // The call that saw the stale handle.
-  clock.Advance(SessionPool::kMinReconnectInterval);  // Past the first wait, in (0, 1 s].
+  clock.Advance(SessionPool::kMinReconnectInterval);       // Past the first wait, in (0, 1 s].
   EXPECT_EQ(fail_fast_calls(100), 99);
   EXPECT_EQ(kms->reconnects(), 2U);
 

@@ -208,9 +208,11 @@ TEST_F(Pkcs11PluginE2eTest, DeletingTheCurrentKeyObjectMakesStatusUnhealthyAndRe
 // with a code the pool takes as a lost token (remote-kms-apis.md §4b.6: CKR_OBJECT_HANDLE_INVALID
 // on key use), the pool reconnects (C_Finalize + C_Initialize) and the slot list then has no
 // token at all ("tokens found: none"): UNAVAILABLE. Renaming the directory back makes the next
-// reconnection find the token by its label, with the same serial and key objects. A must coast (Encrypt on its cached data key, Status ok within the outage
-// window), fail a Decrypt that needs the HSM as unavailable without revoking, and decrypt again
-// once the token is back, without a restart.
+// reconnection find the token by its label, with the same serial and key objects. A must coast
+// (Encrypt on its cached data key, Status ok within the outage window), fail a Decrypt that needs
+// the HSM as unavailable without revoking, and decrypt again once the token is back, without a
+// restart (polled: the reconnect backoff, session_pool.h, fails calls fast for up to a few
+// seconds after the failed reconnections).
 TEST_F(Pkcs11PluginE2eTest, ARemovedTokenIsAnOutageNotARevocationAndItsReturnIsSeenWithoutRestart) {
   PluginOptions a_options = Pkcs11Options("a");
   a_options.args.insert(a_options.args.end(), {"--kms-outage-window", "1h"});
