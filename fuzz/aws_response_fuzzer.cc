@@ -23,20 +23,16 @@
 #include <memory>
 #include <string>
 
+#include "fuzz/fuzz_http_client.h"
 #include "kms/aws/aws_kms.h"
 #include "kms/aws/kms_api.h"
 #include "kms/aws/remote_credentials_provider.h"
 #include "spdlog/spdlog.h"
-#include "tests/aws/fake_http_client.h"
 #include "tests/fakes/fake_clock.h"
 
 namespace {
 
-using kmsplugin::CallContext;
-using kmsplugin::HttpResponse;
-using kmsplugin::SecretBytes;
-using kmsplugin::testing::FakeHttpClient;
-using kmsplugin::testing::RecordedRequest;
+using namespace kmsplugin::fuzz;  // NOLINT(google-build-using-namespace)
 namespace aws = kmsplugin::aws;
 
 constexpr int kStatuses[] = {200, 400, 401, 403, 404, 408, 409, 429, 500, 503};
@@ -53,15 +49,6 @@ class FixedCredentials final : public aws::CredentialsProvider {
     return c;
   }
 };
-
-void CheckMessage(const absl::Status& s) {
-  if (s.ok()) return;
-  const std::string_view m(s.message().data(), s.message().size());
-  if (m.size() > 4096) __builtin_trap();
-  for (char c : m) {
-    if (c < 0x20 || c > 0x7e) __builtin_trap();  // Raw remote bytes reached a message.
-  }
-}
 
 template <typename T>
 void CheckCredentials(const absl::StatusOr<T>& c) {
@@ -95,8 +82,7 @@ void FuzzKms(State& st, int status, std::string_view body, std::string_view erro
   CheckMessage(
       aws::ClassifyKmsError("Decrypt", status, error_type, body, "request-id").status);
   auto handler = [&](const RecordedRequest&) {
-    return kmsplugin::testing::MakeResponse(
-        status, body, {{"x-amzn-errortype", std::string(error_type)}});
+    return MakeResponse(status, body, {{"x-amzn-errortype", std::string(error_type)}});
   };
   aws::AwsKmsOptions options;
   options.key_id = kKeyArn;
@@ -121,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static State* st = new State();
   if (size < 2) return 0;
   const int mode = data[0] % 4;
-  const int status = kStatuses[data[1] % (sizeof(kStatuses) / sizeof(kStatuses[0]))];
+  const int status = PickStatus(kStatuses, data[1]);
   const std::string_view rest(reinterpret_cast<const char*>(data) + 2, size - 2);
   const CallContext ctx{absl::InfiniteFuture(), "fuzz"};
   if (mode == 0) {
@@ -132,15 +118,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FakeHttpClient http([&](const RecordedRequest& r) -> absl::StatusOr<HttpResponse> {
     if (mode == 3) {
-      if (r.method == "PUT") return kmsplugin::testing::MakeResponse(200, "imds-token");
+      if (r.method == "PUT") return MakeResponse(200, "imds-token");
       const size_t sep = rest.find('\xff');
       const bool role = r.url.back() == '/';
       std::string_view part = role ? rest.substr(0, sep)
                                    : (sep == std::string_view::npos ? std::string_view()
                                                                     : rest.substr(sep + 1));
-      return kmsplugin::testing::MakeResponse(role ? 200 : status, part);
+      return MakeResponse(role ? 200 : status, part);
     }
-    return kmsplugin::testing::MakeResponse(status, rest);
+    return MakeResponse(status, rest);
   });
   if (mode == 1) {
     aws::WebIdentityCredentialsProvider p(

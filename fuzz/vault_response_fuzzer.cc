@@ -22,32 +22,19 @@
 #include <memory>
 #include <string>
 
+#include "fuzz/fuzz_http_client.h"
 #include "kms/vault/vault_api.h"
 #include "kms/vault/vault_kms.h"
 #include "spdlog/spdlog.h"
-#include "tests/aws/fake_http_client.h"
 #include "tests/fakes/fake_clock.h"
 
 namespace {
 
-using kmsplugin::CallContext;
-using kmsplugin::HttpResponse;
-using kmsplugin::SecretBytes;
-using kmsplugin::testing::FakeHttpClient;
-using kmsplugin::testing::RecordedRequest;
+using namespace kmsplugin::fuzz;  // NOLINT(google-build-using-namespace)
 namespace vault = kmsplugin::vault;
 
 constexpr int kStatuses[] = {200, 204, 307, 400, 403, 404, 412, 429, 500, 501, 503};
 constexpr char kPrefix[] = "vault:root/transit/k8s/v";
-
-void CheckMessage(const absl::Status& s) {
-  if (s.ok()) return;
-  const std::string_view m(s.message().data(), s.message().size());
-  if (m.size() > 4096) __builtin_trap();
-  for (char c : m) {
-    if (c < 0x20 || c > 0x7e) __builtin_trap();  // Raw remote bytes reached a message.
-  }
-}
 
 std::string TempFile(const char* content) {
   char tmpl[] = "/tmp/kmsp-vault-fuzz-XXXXXX";
@@ -71,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static State* st = new State();
   if (size < 2) return 0;
   const int mode = data[0] % 6;
-  const int status = kStatuses[data[1] % (sizeof(kStatuses) / sizeof(kStatuses[0]))];
+  const int status = PickStatus(kStatuses, data[1]);
   const std::string_view rest(reinterpret_cast<const char*>(data) + 2, size - 2);
   const size_t sep = rest.find('\xff');
   const std::string_view first = rest.substr(0, sep);
@@ -85,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto handler = [&](const RecordedRequest& r) -> absl::StatusOr<HttpResponse> {
     const bool auth = r.url.find("/login") != std::string::npos ||
                       r.url.find("/lookup-self") != std::string::npos;
-    return kmsplugin::testing::MakeResponse(auth ? 200 : status, auth ? first : second);
+    return MakeResponse(auth ? 200 : status, auth ? first : second);
   };
   vault::VaultKmsOptions options;
   options.addr = "https://127.0.0.1:8200";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <string>
 
 #include "fmt/format.h"
 
@@ -14,6 +15,23 @@ absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt) {
   ceiling = std::min(ceiling, policy.max_delay);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   return ceiling * unit(rng);
+}
+
+absl::Status WaitBeforeRetry(const RetryPolicy& policy, int attempt, absl::Time deadline,
+                             const absl::Status& last) {
+  if (attempt >= policy.max_attempts) return GaveUp(last, policy.max_attempts);
+  const absl::Duration delay = BackoffDelay(policy, attempt);
+  if (absl::Now() + delay >= deadline) {
+    return absl::UnavailableError(fmt::format("{} (no time left for a retry before the deadline)",
+                                              std::string(last.message())));
+  }
+  absl::SleepFor(delay);
+  return absl::OkStatus();
+}
+
+absl::Status GaveUp(const absl::Status& last, int attempts) {
+  return absl::UnavailableError(
+      fmt::format("{} (gave up after {} attempts)", std::string(last.message()), attempts));
 }
 
 absl::Status CallSlots::Acquire(absl::Time deadline) {

@@ -23,6 +23,17 @@ struct RetryPolicy {
 // (the delay after the first failed try).
 absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt);
 
+// The tail of a retry loop after failed try number `attempt` (from 1) whose error, `last`, may
+// heal on a retry: sleeps a BackoffDelay and returns OK when the caller should try again;
+// otherwise returns the error to give up with: GaveUp(last, attempt) after the last attempt, or
+// UNAVAILABLE "<last message> (no time left for a retry before the deadline)" when the delay
+// would reach `deadline`.
+absl::Status WaitBeforeRetry(const RetryPolicy& policy, int attempt, absl::Time deadline,
+                             const absl::Status& last);
+
+// UNAVAILABLE "<last message> (gave up after <attempts> attempts)".
+absl::Status GaveUp(const absl::Status& last, int attempts);
+
 // At most `max` calls in flight (0 counts as 1). Thread-safe.
 class CallSlots {
  public:

@@ -254,16 +254,11 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
       }
     }
     if (!retryable) return last;
-    if (attempt == options_.retry.max_attempts) break;
-    const absl::Duration delay = BackoffDelay(options_.retry, attempt);
-    if (absl::Now() + delay >= deadline) {
-      return absl::UnavailableError(
-          fmt::format("{} (no time left for a retry before the deadline)", ToStd(last.message())));
+    if (absl::Status wait = WaitBeforeRetry(options_.retry, attempt, deadline, last); !wait.ok()) {
+      return wait;
     }
-    absl::SleepFor(delay);
   }
-  return absl::UnavailableError(fmt::format("{} (gave up after {} attempts)", ToStd(last.message()),
-                                            options_.retry.max_attempts));
+  return GaveUp(last, options_.retry.max_attempts);
 }
 
 }  // namespace kmsplugin::aws

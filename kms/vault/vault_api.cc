@@ -220,16 +220,11 @@ absl::StatusOr<SecretBytes> VaultApi::Call(std::string_view operation, std::stri
     spdlog::debug("Vault {} uid={} attempt {} failed after {}: {}", operation, Printable(ctx.uid),
                   attempt, absl::FormatDuration(latency), last.ToString());
     if (!retryable) return last;
-    if (attempt == options_.retry.max_attempts) break;
-    const absl::Duration delay = BackoffDelay(options_.retry, attempt);
-    if (absl::Now() + delay >= deadline) {
-      return absl::UnavailableError(
-          fmt::format("{} (no time left for a retry before the deadline)", ToStd(last.message())));
+    if (absl::Status wait = WaitBeforeRetry(options_.retry, attempt, deadline, last); !wait.ok()) {
+      return wait;
     }
-    absl::SleepFor(delay);
   }
-  return absl::UnavailableError(fmt::format("{} (gave up after {} attempts)", ToStd(last.message()),
-                                            options_.retry.max_attempts));
+  return GaveUp(last, options_.retry.max_attempts);
 }
 
 }  // namespace kmsplugin::vault

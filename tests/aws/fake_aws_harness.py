@@ -7,73 +7,21 @@
 
 import json
 import os
-import select
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "fake_aws_server.py")
+sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
+from fake_process import FakeProcess  # noqa: E402  (start, stop and the admin API)
+
 ACCESS_KEY = "AKIDEXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 
-class FakeAws:
+class FakeAws(FakeProcess):
     def __init__(self, region="us-east-1", ready_timeout=20.0):
         self.region = region
-        self._tmp = tempfile.TemporaryDirectory(prefix="fake-aws-")
-        self.state_dir = self._tmp.name
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", SERVER, "--state-dir", self.state_dir, "--region", region],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr)
-        deadline = time.monotonic() + ready_timeout
-        line = b""
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
-            if not ready:
-                self.close()
-                raise RuntimeError("fake AWS server did not start in time")
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                self.close()
-                raise RuntimeError("fake AWS server exited at start")
-            line += chunk
-        self.info = json.loads(line)
-        self.https = f"https://127.0.0.1:{self.info['https_port']}"
-        self.http = f"http://127.0.0.1:{self.info['http_port']}"
-        self.ca_file = self.info["ca_file"]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream:
-                stream.close()
-        self._tmp.cleanup()
-
-    def admin(self, path, body=None, method=None):
-        data = None if body is None and method == "GET" else json.dumps(body or {}).encode()
-        req = urllib.request.Request(self.http + path, data=data,
-                                     method=method or ("POST" if data is not None else "GET"))
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"{}")
-
-    def requests(self):
-        return self.admin("/admin/requests", method="GET")["requests"]
+        super().__init__("AWS", SERVER, ["--region", region], ready_timeout=ready_timeout)
 
     def boto3_client(self, service, access_key=ACCESS_KEY, secret_key=SECRET_KEY, token=None,
                      retries=None):

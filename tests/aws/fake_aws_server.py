@@ -73,16 +73,29 @@ import fake_sts
 from fake_aws_state import AwsError, DropConnection, State, utcnow
 
 
-class Handler(BaseHTTPRequestHandler):
+class FakeHandler(BaseHTTPRequestHandler):
+    """What the fake AWS and Vault servers' handlers share: HTTP/1.1, no log lines (the request
+    log is /admin/requests), the server's State and a dropped connection (RST)."""
     protocol_version = "HTTP/1.1"
-    server_version = "FakeAWS/1.0"
 
-    def log_message(self, fmt, *args):  # Quiet: the request log is /admin/requests.
+    def log_message(self, fmt, *args):
         pass
 
     @property
     def state(self):
         return self.server.state
+
+    def _drop(self):
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        except OSError:
+            pass
+
+
+class Handler(FakeHandler):
+    server_version = "FakeAWS/1.0"
 
     def _headers(self):
         return {k.lower(): v for k, v in self.headers.items()}
@@ -104,14 +117,6 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_json(self, status, obj):
         self.send(status, json.dumps(obj), "application/json")
-
-    def _drop(self):
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        except OSError:
-            pass
 
     def apply_fault(self, service, op):
         """Sleeps or raises for an injected fault; returns normally otherwise."""

@@ -42,15 +42,13 @@ Admin API (JSON bodies, http_port):
 import argparse
 import json
 import os
-import socket
 import ssl
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "aws"))
-from fake_aws_server import Server, make_certificates  # noqa: E402  (the shared TLS harness)
+from fake_aws_server import FakeHandler, Server, make_certificates  # noqa: E402  (shared harness)
 
 import fake_vault_admin  # noqa: E402
 import fake_vault_api  # noqa: E402
@@ -62,16 +60,8 @@ FAULTS = {"429": (429, "request path: rate limit quota exceeded"),
           "no-active": (503, "no active Vault instance found")}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(FakeHandler):
     server_version = "FakeVault/1.0"
-
-    def log_message(self, fmt, *args):  # Quiet: the request log is /admin/requests.
-        pass
-
-    @property
-    def state(self):
-        return self.server.state
 
     def send_json(self, status, obj, headers=None):
         data = b"" if obj is None else json.dumps(obj).encode()
@@ -83,14 +73,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
-
-    def _drop(self):
-        self.close_connection = True
-        try:
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        except OSError:
-            pass
 
     def _client_cn(self):
         """The CN of the verified client certificate, or None."""
