@@ -45,8 +45,10 @@ void AddVaultFlags(CLI::App* cmd, BackendFlags* f) {
 }
 
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateVault(const BackendFlags& f,
-                                                                  const Clock* clock) {
+                                                                  const Clock* clock,
+                                                                  RemoteAttemptObserver* observer) {
   vault::VaultKmsOptions o;
+  o.observer = observer;
   o.addr = f.vault_addr;
   o.key = f.vault_key;
   o.transit_mount = f.vault_transit_mount;
@@ -117,12 +119,13 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
   AddVaultFlags(cmd, flags);
 }
 
-absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const BackendFlags& flags,
-                                                                    const Clock* clock) {
+absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(
+    const BackendFlags& flags, const Clock* clock, RemoteAttemptObserver* observer) {
   SetSecretFileSymlinksAllowed(flags.allow_secret_symlinks);
   if (flags.kms == "local") {
     LocalKmsOptions options;
     options.keyring_path = flags.local_keyring;
+    options.observer = observer;
     auto kms = LocalKms::Create(options, clock);
     if (!kms.ok()) return kms.status();
     return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
@@ -130,6 +133,7 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const Backen
   if (flags.kms == "aws") {
     aws::AwsKmsOptions options;
     options.key_id = flags.aws_key_id;
+    options.observer = observer;
     options.region = flags.aws_region;
     options.endpoint = flags.aws_endpoint;
     options.ca_file = flags.aws_ca_file;
@@ -148,11 +152,12 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const Backen
     options.token_label = flags.pkcs11_token_label;
     options.pin_file = flags.pkcs11_pin_file;
     options.key_label = flags.pkcs11_key_label;
+    options.observer = observer;
     auto kms = pkcs11::Pkcs11Kms::Create(std::move(options));
     if (!kms.ok()) return kms.status();
     return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
   }
-  if (flags.kms == "vault") return CreateVault(flags, clock);
+  if (flags.kms == "vault") return CreateVault(flags, clock, observer);
   return absl::InvalidArgumentError(fmt::format("unknown --kms {}", flags.kms));
 }
 

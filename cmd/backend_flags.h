@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "base/clock.h"
 #include "kms/key_encryption_service.h"
+#include "kms/remote_attempt.h"
 
 namespace kmsplugin {
 
@@ -52,9 +53,10 @@ struct BackendFlags {
 // Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.
 void AddBackendFlags(CLI::App* cmd, BackendFlags* flags);
 
-// Builds the backend named by --kms. `clock` must outlive it.
-absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(const BackendFlags& flags,
-                                                                    const Clock* clock);
+// Builds the backend named by --kms. `clock` and `observer` (told about every KMS request
+// attempt, kms/remote_attempt.h; may be null) must outlive it.
+absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(
+    const BackendFlags& flags, const Clock* clock, RemoteAttemptObserver* observer = nullptr);
 
 }  // namespace kmsplugin
 

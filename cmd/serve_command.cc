@@ -14,6 +14,7 @@
 #include "crypto/rsa_oaep.h"
 #include "kms/secret_file.h"
 #include "plugin/admin_service.h"
+#include "plugin/audit_log.h"
 #include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
 #include "plugin/grpc_service.h"
@@ -41,6 +42,7 @@ struct ServeFlags {
   int serving_threads = 0;  // 0: DefaultServingThreads().
   std::string allowed_uids = "0";
   std::string recovery_public_key;  // Issue 12: PEM RSA-3072/4096 public key file, or empty.
+  std::string audit_log;            // Issue 13: a file path, "stderr", or empty (off).
 };
 
 // Reads --recovery-public-key (a public key: read like other config files, no secret).
@@ -55,6 +57,8 @@ absl::StatusOr<std::shared_ptr<const RsaPublicKey>> LoadRecoveryKey(const std::s
 }
 
 int RunServe(const ServeFlags& flags) {
+  // Declared before `signals`, so that it outlives the signal thread that reopens it.
+  std::unique_ptr<AuditLog> audit;
   // Before any other thread exists: SIGTERM/SIGINT are blocked everywhere and taken by one sigwait
   // thread, which ends a start-up that hangs and, once serving, hands the signal to Wait().
   ShutdownSignals signals;
@@ -93,8 +97,19 @@ int RunServe(const ServeFlags& flags) {
   }
 
   const Clock* clock = RealClock::Get();
+  // Everyone told about each KMS request attempt (the audit log; retry metrics later).
+  AttemptFanOut attempt_observers;
+  if (!flags.audit_log.empty()) {
+    auto opened = AuditLog::Open(flags.audit_log, clock);
+    if (!opened.ok()) return fail("bad --audit-log", opened.status());
+    audit = std::move(*opened);
+    attempt_observers.Add(audit.get());
+    signals.OnSigusr1([log = audit.get()] { (void)log->Reopen(); });
+    spdlog::info("audit log: {} (SIGUSR1 reopens it)", audit->target());
+  }
   PluginMetrics metrics;
-  auto backend = CreateBackend(flags.backend, clock);
+  auto backend =
+      CreateBackend(flags.backend, clock, attempt_observers.empty() ? nullptr : &attempt_observers);
   if (!backend.ok()) return fail("cannot start the KMS backend", backend.status());
   auto envelope = EnvelopeService::Create(
       envelope_options, std::make_unique<InstrumentedKes>(std::move(*backend), &metrics), clock);
@@ -112,7 +127,7 @@ int RunServe(const ServeFlags& flags) {
   // never on the serving threads.
   BlockingPool pool(flags.max_threads);
   KmsV2GrpcService kms_service(envelope->get(), &metrics, &pool);
-  AdminGrpcService admin_service(envelope->get(), &pool, flags.kms_timeout);
+  AdminGrpcService admin_service(envelope->get(), &pool, flags.kms_timeout, audit.get());
   ServerOptions server_options;
   server_options.serving_threads = flags.serving_threads;
   server_options.allowed_uids = *allowed_uids;
@@ -205,6 +220,9 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "PEM RSA-3072/4096 public key (openssl pkey -pubout): each new data key is also "
                   "wrapped under it (annotation recovery.kms-plugin.io) for a KMS-less recovery "
                   "with the offline private key (empty: off)");
+  cmd->add_option("--audit-log", flags->audit_log,
+                  "Write one JSON line per KMS request attempt and per admin call to this file "
+                  "(absolute path, mode 0600, reopened on SIGUSR1) or to stderr (empty: off)");
   AddDurationFlag(cmd, "--shutdown-grace", &flags->shutdown_grace, absl::ZeroDuration(),
                   "On SIGTERM, how long calls in flight may finish");
   cmd->callback([flags, exit_code] { *exit_code = RunServe(*flags); });

@@ -20,6 +20,8 @@ ShutdownSignals::ShutdownSignals() {
   // SIGHUP (a closed terminal, `kill -HUP` by habit) would otherwise end us silently with 129
   // and leave the socket files behind: treat it like SIGTERM (issue 9, item 17).
   sigaddset(&set_, SIGHUP);
+  // SIGUSR1's default action ends the process: a logrotate postrotate `kill -USR1` must not.
+  sigaddset(&set_, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set_, nullptr);
   thread_ = std::thread([this] { Run(); });
 }
@@ -41,6 +43,20 @@ void ShutdownSignals::Run() {
   while (true) {
     int sig = 0;
     if (sigwait(&set_, &sig) != 0) continue;
+    if (sig == SIGUSR1) {
+      std::function<void()> reopen;
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return;
+        reopen = on_sigusr1_;
+      }
+      if (reopen) {
+        reopen();
+      } else {
+        spdlog::info("received SIGUSR1; nothing to reopen (no --audit-log), ignored");
+      }
+      continue;
+    }
     absl::MutexLock lock(&mu_);
     if (stopping_) return;
     if (!serving_) {
@@ -52,6 +68,11 @@ void ShutdownSignals::Run() {
     signal_ = sig;
     return;
   }
+}
+
+void ShutdownSignals::OnSigusr1(std::function<void()> reopen) {
+  absl::MutexLock lock(&mu_);
+  on_sigusr1_ = std::move(reopen);
 }
 
 void ShutdownSignals::Serving() {

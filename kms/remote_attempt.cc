@@ -1,5 +1,8 @@
 #include "kms/remote_attempt.h"
 
+#include "base/printable.h"
+#include "spdlog/spdlog.h"
+
 namespace kmsplugin {
 
 std::string_view ErrorClassOf(const absl::Status& status, bool throttled) {
@@ -25,6 +28,19 @@ std::string_view ErrorClassOf(const absl::Status& status, bool throttled) {
     default:
       return "other";
   }
+}
+
+void ReportAttempt(RemoteAttemptObserver* observer, const RemoteAttempt& attempt,
+                   const absl::Status& status) {
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug(
+        "{} {} uid={} attempt {} {} in {}{}{}{}", attempt.backend, attempt.operation,
+        Printable(attempt.uid), attempt.attempt, status.ok() ? "ok" : "failed",
+        absl::FormatDuration(attempt.latency),
+        attempt.request_id.empty() ? "" : " (request id " + Printable(attempt.request_id, 64) + ")",
+        status.ok() ? "" : ": ", status.ok() ? "" : status.ToString());
+  }
+  if (observer != nullptr) observer->OnAttempt(attempt);
 }
 
 }  // namespace kmsplugin

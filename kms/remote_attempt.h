@@ -53,6 +53,20 @@ class RemoteAttemptObserver {
   virtual void OnAttempt(const RemoteAttempt& attempt) = 0;
 };
 
+// What a backend's call names (key, key_id, encryption context): the transport layers (AWS
+// KmsApi, VaultApi) know neither, so the backend hands them this with each call.
+struct AttemptSubject {
+  std::string_view key;
+  std::string_view key_id;
+  std::string_view encryption_context;
+};
+
+// The one place every backend reports an attempt through: logs it at debug level (one line per
+// attempt, the same shape for every backend; `status` gives the failure's message, which is
+// already sanitized remote text) and hands it to `observer` when there is one.
+void ReportAttempt(RemoteAttemptObserver* observer, const RemoteAttempt& attempt,
+                   const absl::Status& status);
+
 }  // namespace kmsplugin
 
 #endif  // KMSP_KMS_REMOTE_ATTEMPT_H_

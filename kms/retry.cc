@@ -17,15 +17,22 @@ absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt) {
   return ceiling * unit(rng);
 }
 
-absl::Status WaitBeforeRetry(const RetryPolicy& policy, int attempt, absl::Time deadline,
-                             const absl::Status& last) {
+absl::StatusOr<absl::Duration> RetryDelay(const RetryPolicy& policy, int attempt,
+                                          absl::Time deadline, const absl::Status& last) {
   if (attempt >= policy.max_attempts) return GaveUp(last, policy.max_attempts);
   const absl::Duration delay = BackoffDelay(policy, attempt);
   if (absl::Now() + delay >= deadline) {
     return absl::UnavailableError(fmt::format("{} (no time left for a retry before the deadline)",
                                               std::string(last.message())));
   }
-  absl::SleepFor(delay);
+  return delay;
+}
+
+absl::Status WaitBeforeRetry(const RetryPolicy& policy, int attempt, absl::Time deadline,
+                             const absl::Status& last) {
+  absl::StatusOr<absl::Duration> delay = RetryDelay(policy, attempt, deadline, last);
+  if (!delay.ok()) return delay.status();
+  absl::SleepFor(*delay);
   return absl::OkStatus();
 }
 

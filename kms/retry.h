@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -30,6 +31,12 @@ absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt);
 // would reach `deadline`.
 absl::Status WaitBeforeRetry(const RetryPolicy& policy, int attempt, absl::Time deadline,
                              const absl::Status& last);
+
+// WaitBeforeRetry without the sleep: the delay to sleep before the next try, or the error to give
+// up with (the same as WaitBeforeRetry's). Lets a caller report whether it will retry (an
+// attempt report, kms/remote_attempt.h) before it sleeps.
+absl::StatusOr<absl::Duration> RetryDelay(const RetryPolicy& policy, int attempt,
+                                          absl::Time deadline, const absl::Status& last);
 
 // UNAVAILABLE "<last message> (gave up after <attempts> attempts)".
 absl::Status GaveUp(const absl::Status& last, int attempts);

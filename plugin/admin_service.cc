@@ -61,22 +61,38 @@ struct AdminGrpcService::Methods {
 };
 
 AdminGrpcService::AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool,
-                                   absl::Duration call_timeout)
-    : envelope_(envelope), pool_(pool), call_timeout_(call_timeout) {}
+                                   absl::Duration call_timeout, AuditLog* audit)
+    : envelope_(envelope), pool_(pool), call_timeout_(call_timeout), audit_(audit) {}
 
 AdminGrpcService::~AdminGrpcService() = default;
 
 template <typename Call, typename Action>
-void AdminGrpcService::RunAndReport(Call* call, const char* what, Action action) {
-  if (connections_ == nullptr || !connections_->IsAdmin(call->context().peer())) {
+void AdminGrpcService::RunAndReport(Call* call, const char* name, const char* what, Action action) {
+  const std::optional<PeerCred> peer =
+      connections_ == nullptr ? std::nullopt : connections_->AdminPeer(call->context().peer());
+  if (!peer.has_value()) {
     call->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                               "the admin API is served only on the admin socket"));
     return;
   }
-  if (what != nullptr) spdlog::info("admin: {}", what);
-  pool_->Submit([this, call, action] {
+  if (what != nullptr) spdlog::info("admin: {} (uid {}, pid {})", what, peer->uid, peer->pid);
+  pool_->Submit([this, call, name, cred = *peer, action] {
+    const absl::Time start = absl::Now();
+    const std::string before = audit_ != nullptr ? envelope_->Status().key_id : "";
     absl::Status status = action(AdminContext(call->context(), call_timeout_));
-    FillReport(envelope_->Report(), call->response());
+    const EnvelopeReport report = envelope_->Report();
+    if (audit_ != nullptr) {
+      AdminRecord record;
+      record.action = name;
+      record.peer_uid = cred.uid;
+      record.peer_pid = cred.pid;
+      record.code = status.code();
+      record.key_id_before = before;
+      record.key_id_after = report.status.key_id;
+      record.latency = absl::Now() - start;
+      audit_->RecordAdmin(record);
+    }
+    FillReport(report, call->response());
     call->Finish(ToGrpcStatus(status));
   });
 }
@@ -89,9 +105,10 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
                        grpc::ServerCompletionQueue* q,
                        void* tag) { service_.RequestRefresh(c, r, w, q, q, tag); },
                 [this](RefreshCall* call) {
-                  RunAndReport(call, "refresh requested", [this](const CallContext& ctx) {
-                    return envelope_->Refresh(ctx, /*force=*/true);
-                  });
+                  RunAndReport(call, "refresh", "refresh requested",
+                               [this](const CallContext& ctx) {
+                                 return envelope_->Refresh(ctx, /*force=*/true);
+                               });
                 },
                 cq};
   m->rotate_data_key = {
@@ -99,7 +116,7 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
              grpc::ServerCompletionQueue* q,
              void* tag) { service_.RequestRotateDataKey(c, r, w, q, q, tag); },
       [this](RotateDataKeyCall* call) {
-        RunAndReport(call, "data key rotation requested",
+        RunAndReport(call, "rotate_data_key", "data key rotation requested",
                      [this](const CallContext& ctx) { return envelope_->RotateDataKey(ctx); });
       },
       cq};
@@ -107,16 +124,17 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
                           grpc::ServerCompletionQueue* q,
                           void* tag) { service_.RequestRotateKek(c, r, w, q, q, tag); },
                    [this](RotateKekCall* call) {
-                     RunAndReport(call, "KEK rotation requested", [this](const CallContext& ctx) {
-                       return envelope_->RotateKek(ctx);
-                     });
+                     RunAndReport(
+                         call, "rotate_kek", "KEK rotation requested",
+                         [this](const CallContext& ctx) { return envelope_->RotateKek(ctx); });
                    },
                    cq};
   m->report = {[this](grpc::ServerContext* c, ReportRequest* r, ReportCall::Writer* w,
                       grpc::ServerCompletionQueue* q,
                       void* tag) { service_.RequestReport(c, r, w, q, q, tag); },
                [this](ReportCall* call) {
-                 RunAndReport(call, nullptr, [](const CallContext&) { return absl::OkStatus(); });
+                 RunAndReport(call, "report", nullptr,
+                              [](const CallContext&) { return absl::OkStatus(); });
                },
                cq};
   for (int i = 0; i < slots; ++i) {

@@ -2,7 +2,9 @@
 // async API. Served only on the admin socket (mode 0600, peer uid checked), never on the
 // apiserver's socket: every admin method answers UNIMPLEMENTED, doing nothing, to a call whose
 // connection GrpcServer did not record as admitted on the admin socket (AdminConnections).
-// Every admin call may reach the KMS backend, so each one runs on the BlockingPool.
+// Every admin call may reach the KMS backend, so each one runs on the BlockingPool. With an
+// AuditLog, every admin call served writes one "admin" line (action, the caller's SO_PEERCRED
+// uid and pid, result, key_id before and after, latency).
 #ifndef KMSP_PLUGIN_ADMIN_SERVICE_H_
 #define KMSP_PLUGIN_ADMIN_SERVICE_H_
 
@@ -12,6 +14,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "plugin/async_call.h"
+#include "plugin/audit_log.h"
 #include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
 #include "plugin/peer_listener.h"
@@ -22,7 +25,9 @@ namespace kmsplugin {
 class AdminGrpcService {
  public:
   // All must outlive the service; `call_timeout` bounds backend calls made for admin requests.
-  AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool, absl::Duration call_timeout);
+  // `audit` may be null.
+  AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool, absl::Duration call_timeout,
+                   AuditLog* audit = nullptr);
   ~AdminGrpcService();
 
   grpc::Service* service() { return &service_; }
@@ -37,14 +42,15 @@ class AdminGrpcService {
   using ReportResponse = kmsplugin::admin::v1::ReportResponse;
   struct Methods;
 
-  // On the admin socket: logs `what`, runs `action` on the pool and answers with its status and
-  // a fresh report. Elsewhere: UNIMPLEMENTED.
+  // On the admin socket: logs `what` (unless null), runs `action` on the pool, answers with its
+  // status and a fresh report, and writes the audit line for `name`. Elsewhere: UNIMPLEMENTED.
   template <typename Call, typename Action>
-  void RunAndReport(Call* call, const char* what, Action action);
+  void RunAndReport(Call* call, const char* name, const char* what, Action action);
 
   EnvelopeService* const envelope_;
   BlockingPool* const pool_;
   const absl::Duration call_timeout_;
+  AuditLog* const audit_;
   const AdminConnections* connections_ = nullptr;
   Admin::AsyncService service_;
   std::vector<std::unique_ptr<Methods>> methods_;

@@ -32,21 +32,25 @@ absl::StatusOr<std::vector<uid_t>> ParseAllowedUids(std::string_view text) {
   return out;
 }
 
-void AdminConnections::Record(int fd, bool admin) {
+void AdminConnections::Record(int fd, bool admin, PeerCred cred) {
   absl::MutexLock lock(&mu_);
   if (admin) {
-    admin_fds_.insert(fd);
+    admin_fds_[fd] = cred;
   } else {
     admin_fds_.erase(fd);
   }
 }
 
-bool AdminConnections::IsAdmin(std::string_view peer) const {
+bool AdminConnections::IsAdmin(std::string_view peer) const { return AdminPeer(peer).has_value(); }
+
+std::optional<PeerCred> AdminConnections::AdminPeer(std::string_view peer) const {
   absl::string_view name(peer.data(), peer.size());
   int fd = -1;
-  if (!absl::ConsumePrefix(&name, "fd:") || !absl::SimpleAtoi(name, &fd)) return false;
+  if (!absl::ConsumePrefix(&name, "fd:") || !absl::SimpleAtoi(name, &fd)) return std::nullopt;
   absl::MutexLock lock(&mu_);
-  return admin_fds_.contains(fd);
+  auto it = admin_fds_.find(fd);
+  if (it == admin_fds_.end()) return std::nullopt;
+  return it->second;
 }
 
 absl::StatusOr<std::unique_ptr<PeerCheckedListener>> PeerCheckedListener::Listen(
@@ -89,7 +93,7 @@ PeerCheckedListener::~PeerCheckedListener() {
   if (fd_ >= 0) close(fd_);
 }
 
-void PeerCheckedListener::Start(std::function<void(int fd)> admit) {
+void PeerCheckedListener::Start(std::function<void(int fd, const PeerCred& cred)> admit) {
   admit_ = std::move(admit);
   thread_ = std::thread([this] { Run(); });
 }
@@ -128,7 +132,7 @@ void PeerCheckedListener::Run() {
       continue;
     }
     admitted_.fetch_add(1);
-    admit_(conn);
+    admit_(conn, PeerCred{cred.uid, cred.pid});
   }
 }
 

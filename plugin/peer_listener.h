@@ -16,11 +16,12 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -36,14 +37,23 @@ absl::StatusOr<std::vector<uid_t>> ParseAllowedUids(std::string_view text);
 // PeerCheckedListener, whose admit callback records it here before the hand-over; the kernel
 // gives number N to a new connection only after the old one closed, so the entry for N always
 // describes the live connection. Connections gRPC accepted itself are named "unix:…": never admin.
+// Each admin connection keeps the peer's credentials from SO_PEERCRED (taken at accept time), so
+// the audit log can name who made an admin call.
+struct PeerCred {
+  uid_t uid = static_cast<uid_t>(-1);
+  pid_t pid = 0;
+};
+
 class AdminConnections {
  public:
-  void Record(int fd, bool admin) ABSL_LOCKS_EXCLUDED(mu_);
+  void Record(int fd, bool admin, PeerCred cred = {}) ABSL_LOCKS_EXCLUDED(mu_);
   bool IsAdmin(std::string_view peer) const ABSL_LOCKS_EXCLUDED(mu_);
+  // The credentials of the admin connection gRPC names `peer`; nullopt when it is not one.
+  std::optional<PeerCred> AdminPeer(std::string_view peer) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   mutable absl::Mutex mu_;
-  absl::flat_hash_set<int> admin_fds_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int, PeerCred> admin_fds_ ABSL_GUARDED_BY(mu_);
 };
 
 class PeerCheckedListener {
@@ -56,8 +66,9 @@ class PeerCheckedListener {
   PeerCheckedListener(const PeerCheckedListener&) = delete;
   PeerCheckedListener& operator=(const PeerCheckedListener&) = delete;
 
-  // Starts the accept thread. `admit` runs on it and owns the fd it is given.
-  void Start(std::function<void(int fd)> admit);
+  // Starts the accept thread. `admit` runs on it and owns the fd it is given; `cred` is the
+  // peer's SO_PEERCRED.
+  void Start(std::function<void(int fd, const PeerCred& cred)> admit);
   // Stops accepting (pending connections are closed) and joins the thread. Idempotent. Does not
   // remove a socket file (GrpcServer does, if it is still ours).
   void Stop();
@@ -74,7 +85,7 @@ class PeerCheckedListener {
   int fd_;
   std::string display_;
   std::vector<uid_t> allowed_;
-  std::function<void(int)> admit_;
+  std::function<void(int, const PeerCred&)> admit_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> admitted_{0};

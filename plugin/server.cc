@@ -153,8 +153,8 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   for (int i = 0; i < threads; ++i) s->serving_.emplace_back(ServeQueue, s->cq_.get());
   // Each admitted connection is recorded as admin or not before gRPC may take a call on it.
   auto hand_over = [server = s->server_.get(), connections = &s->admin_connections_](bool admin) {
-    return [server, connections, admin](int fd) {
-      connections->Record(fd, admin);
+    return [server, connections, admin](int fd, const PeerCred& cred) {
+      connections->Record(fd, admin, cred);
       grpc::AddInsecureChannelFromFd(server, fd);
     };
   };

@@ -193,6 +193,7 @@ absl::StatusOr<std::unique_ptr<AwsKms>> AwsKms::Create(AwsKmsOptions options, co
   api_options.retry = kms->options_.retry;
   api_options.max_concurrent_calls = kms->options_.max_concurrent_calls;
   api_options.default_call_timeout = kms->options_.default_call_timeout;
+  api_options.observer = kms->options_.observer;
   KMSP_ASSIGN_OR_RETURN(kms->api_, KmsApi::Create(std::move(api_options), kms->http_.get(),
                                                   kms->credentials_.get(), clock));
   // A key ARN needs no resolving: it is the one key Unwrap accepts.
@@ -211,12 +212,23 @@ std::string ContextJson(const std::vector<std::pair<std::string, std::string>>& 
   for (const auto& [k, v] : entries) ctx[k] = v;
   return ctx.dump();
 }
+
+// "k=v,k2=v2", sorted by key (nlohmann's objects are).
+std::string ContextText(const std::string& json) {
+  std::string out;
+  for (const auto& [k, v] : nlohmann::json::parse(json).items()) {
+    if (!out.empty()) out += ',';
+    out += k + "=" + v.get<std::string>();
+  }
+  return out;
+}
 }  // namespace
 
 AwsKms::AwsKms(AwsKmsOptions options, std::unique_ptr<HttpClient> http,
                std::unique_ptr<CredentialsProvider> credentials)
     : options_(std::move(options)),
       context_json_(ContextJson(options_.encryption_context)),
+      context_text_(ContextText(context_json_)),
       http_(std::move(http)),
       credentials_(std::move(credentials)) {}
 
@@ -268,13 +280,15 @@ absl::StatusOr<std::string> AwsKms::ConfiguredKeyArn(const CallContext& ctx) {
 }
 
 absl::StatusOr<SecretBytes> AwsKms::Decrypt(std::string_view key_id, std::string_view blob,
-                                            const CallContext& ctx, std::string* key_material_id) {
+                                            std::string_view kek_id, const CallContext& ctx,
+                                            std::string* key_material_id) {
   nlohmann::json req = nlohmann::json::object();
   req["KeyId"] = std::string(key_id);
   req["CiphertextBlob"] = Base64Encode(blob);
   req["EncryptionContext"] = nlohmann::json::parse(context_json_);
   std::string text = req.dump();
-  KMSP_ASSIGN_OR_RETURN(SecretBytes body, api_->Call("Decrypt", SecretBytes::TakeFrom(text), ctx));
+  KMSP_ASSIGN_OR_RETURN(SecretBytes body,
+                        api_->Call("Decrypt", SecretBytes::TakeFrom(text), ctx, Subject(kek_id)));
   KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseJson(body, "Decrypt"));
   auto it = doc.find("Plaintext");
   if (it == doc.end() || !it->is_string()) {
@@ -300,7 +314,8 @@ absl::StatusOr<WrappedKey> AwsKms::Wrap(const SecretBytes& key, const CallContex
   text.reserve(prefix.size() + b64.size() + 20);  // No reallocation leaves a stray copy.
   text.append(prefix).append(",\"Plaintext\":\"").append(b64).append("\"}");
   WipeString(b64);
-  KMSP_ASSIGN_OR_RETURN(SecretBytes body, api_->Call("Encrypt", SecretBytes::TakeFrom(text), ctx));
+  KMSP_ASSIGN_OR_RETURN(SecretBytes body,
+                        api_->Call("Encrypt", SecretBytes::TakeFrom(text), ctx, Subject()));
   KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseJson(body, "Encrypt"));
   const std::string key_arn = StringField(doc, "KeyId");
   absl::StatusOr<std::string> blob = Base64Decode(StringField(doc, "CiphertextBlob"));
@@ -316,7 +331,7 @@ absl::StatusOr<WrappedKey> AwsKms::Wrap(const SecretBytes& key, const CallContex
   // Check that the blob opens (kms:Decrypt is allowed, the context matches) before the plugin
   // relies on it, and learn which key material wrapped it (Encrypt does not say).
   std::string material;
-  absl::StatusOr<SecretBytes> roundtrip = Decrypt(key_arn, *blob, ctx, &material);
+  absl::StatusOr<SecretBytes> roundtrip = Decrypt(key_arn, *blob, "", ctx, &material);
   if (!roundtrip.ok()) {
     return Annotate(roundtrip.status(), "AWS KMS Decrypt of a freshly wrapped key");
   }
@@ -364,7 +379,7 @@ absl::StatusOr<SecretBytes> AwsKms::Unwrap(const WrappedKey& wrapped, const Call
   }
   KMSP_ASSIGN_OR_RETURN(std::string key_arn, OwnedKeyArn(wrapped.kek_id, ctx));
   std::string material;
-  absl::StatusOr<SecretBytes> key = Decrypt(key_arn, wrapped.blob, ctx, &material);
+  absl::StatusOr<SecretBytes> key = Decrypt(key_arn, wrapped.blob, wrapped.kek_id, ctx, &material);
   if (!key.ok()) {
     return Annotate(key.status(), fmt::format("kek_id {}", PrintableKekId(wrapped.kek_id)));
   }
@@ -380,7 +395,7 @@ absl::StatusOr<KeyStatus> AwsKms::Describe(const CallContext& ctx) {
   req["KeyId"] = options_.key_id;
   std::string text = req.dump();
   KMSP_ASSIGN_OR_RETURN(SecretBytes body,
-                        api_->Call("DescribeKey", SecretBytes::TakeFrom(text), ctx));
+                        api_->Call("DescribeKey", SecretBytes::TakeFrom(text), ctx, Subject()));
   KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseJson(body, "DescribeKey"));
   auto meta_it = doc.find("KeyMetadata");
   if (meta_it == doc.end() || !meta_it->is_object()) {
@@ -446,8 +461,8 @@ absl::Status AwsKms::RotateKek(const CallContext& ctx) {
   nlohmann::json req = nlohmann::json::object();
   req["KeyId"] = options_.key_id;
   std::string text = req.dump();
-  KMSP_ASSIGN_OR_RETURN(SecretBytes body,
-                        api_->Call("RotateKeyOnDemand", SecretBytes::TakeFrom(text), ctx));
+  KMSP_ASSIGN_OR_RETURN(SecretBytes body, api_->Call("RotateKeyOnDemand",
+                                                     SecretBytes::TakeFrom(text), ctx, Subject()));
   spdlog::info("AWS KMS RotateKeyOnDemand accepted for {}", options_.key_id);
   return absl::OkStatus();
 }

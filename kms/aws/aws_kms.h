@@ -85,6 +85,9 @@ struct AwsKmsOptions {
   std::unique_ptr<CredentialsProvider> credentials;
   // Overrides the curl client (tests); owned.
   std::unique_ptr<HttpClient> http;
+  // Told about every KMS request attempt (kms/remote_attempt.h); may be null; must outlive the
+  // backend. key = --aws-key-id as given, encryption_context = the canonical "k=v,…" sent.
+  RemoteAttemptObserver* observer = nullptr;
 };
 
 // Parses "k=v,k2=v2" (the --aws-encryption-context flag). INVALID_ARGUMENT for an entry without
@@ -120,12 +123,19 @@ class AwsKms final : public KeyEncryptionService {
   absl::StatusOr<std::string> OwnedKeyArn(std::string_view kek_id, const CallContext& ctx);
   // The configured key's ARN: resolved by DescribeKey once (whatever the key's state), or known.
   absl::StatusOr<std::string> ConfiguredKeyArn(const CallContext& ctx);
+  // `kek_id` (may be empty) is only reported with the attempts.
   absl::StatusOr<SecretBytes> Decrypt(std::string_view key_id, std::string_view blob,
-                                      const CallContext& ctx, std::string* key_material_id);
+                                      std::string_view kek_id, const CallContext& ctx,
+                                      std::string* key_material_id);
+  // What each request names, for the attempt reports.
+  AttemptSubject Subject(std::string_view kek_id = {}) const {
+    return AttemptSubject{options_.key_id, kek_id, context_text_};
+  }
   absl::StatusOr<KeyStatus> Describe(const CallContext& ctx);
 
   const AwsKmsOptions options_;
   const std::string context_json_;  // The EncryptionContext object, serialised once.
+  const std::string context_text_;  // The same, canonical "k=v,k2=v2" (sorted by key).
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<CredentialsProvider> credentials_;
   std::unique_ptr<KmsApi> api_;

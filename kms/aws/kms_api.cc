@@ -7,7 +7,6 @@
 #include "fmt/format.h"
 #include "kms/aws/sigv4.h"
 #include "nlohmann/json.hpp"
-#include "spdlog/spdlog.h"
 
 namespace kmsplugin::aws {
 namespace {
@@ -161,7 +160,7 @@ KmsApi::KmsApi(KmsApiOptions options, std::string host, std::string path, HttpCl
       slots_(options_.max_concurrent_calls, "AWS KMS") {}
 
 absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const SecretBytes& body,
-                                         const CallContext& ctx) {
+                                         const CallContext& ctx, const AttemptSubject& subject) {
   const absl::Time deadline = ctx.deadline == absl::InfiniteFuture()
                                   ? absl::Now() + options_.default_call_timeout
                                   : ctx.deadline;
@@ -170,6 +169,7 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
 
   const std::string target = fmt::format("TrentService.{}", operation);
   bool refreshed_credentials = false;
+  int sent = 0;  // HTTP attempts so far (the credential-refresh retry counts here too).
   absl::Status last = absl::UnavailableError(fmt::format("AWS KMS {}: not attempted", operation));
   for (int attempt = 1; attempt <= options_.retry.max_attempts; ++attempt) {
     if (absl::Now() >= deadline) {
@@ -216,47 +216,58 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
 
     const absl::Time start = absl::Now();
     absl::StatusOr<HttpResponse> resp = http_->Send(req);
-    const absl::Duration latency = absl::Now() - start;
+    RemoteAttempt report{"aws", operation, subject.key, subject.key_id, subject.encryption_context};
+    report.latency = absl::Now() - start;
+    report.attempt = ++sent;
+    report.uid = ctx.uid;
+    std::string request_id;  // Remote text: Printable() before it is kept.
     bool retryable = false;
+    bool throttled = false;
+    bool refresh = false;
     if (!resp.ok()) {
       last = Annotate(resp.status(), fmt::format("AWS KMS {}", operation));
-      if (last.code() == absl::StatusCode::kDeadlineExceeded) return last;
       // TLS verification failures will not heal by retrying; connection failures may.
-      retryable = ToStd(last.message()).find("SSL certificate") == std::string_view::npos &&
+      retryable = last.code() != absl::StatusCode::kDeadlineExceeded &&
+                  ToStd(last.message()).find("SSL certificate") == std::string_view::npos &&
                   IsIdempotent(operation);
-      spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation,
-                    Printable(ctx.uid), attempt, absl::FormatDuration(latency), last.ToString());
     } else {
-      const std::string request_id(resp->Header("x-amzn-requestid").value_or(""));
+      request_id = Printable(resp->Header("x-amzn-requestid").value_or(""), 64);
+      report.http_status = resp->status;
       if (resp->status == 200) {
-        spdlog::debug("AWS KMS {} uid={} ok in {} (attempt {}, request id {})", operation,
-                      Printable(ctx.uid), absl::FormatDuration(latency), attempt,
-                      Printable(request_id, 64));
-        return std::move(resp->body);
-      }
-      AwsError err =
-          ClassifyKmsError(operation, resp->status, resp->Header("x-amzn-errortype").value_or(""),
-                           resp->body.Reveal(), request_id);
-      spdlog::debug("AWS KMS {} uid={} attempt {} failed after {}: {}", operation,
-                    Printable(ctx.uid), attempt, absl::FormatDuration(latency),
-                    err.status.ToString());
-      last = err.status;
-      retryable = err.retryable && (IsIdempotent(operation) || IsThrottlingCode(err.code));
-      if ((err.code == "ExpiredTokenException" || err.code == "ExpiredToken" ||
-           err.code == "UnrecognizedClientException") &&
-          !refreshed_credentials) {
+        last = absl::OkStatus();
+      } else {
+        AwsError err =
+            ClassifyKmsError(operation, resp->status, resp->Header("x-amzn-errortype").value_or(""),
+                             resp->body.Reveal(), request_id);
+        last = err.status;
+        throttled = IsThrottlingCode(err.code) || resp->status == 429;
+        retryable = err.retryable && (IsIdempotent(operation) || IsThrottlingCode(err.code));
         // Temporary credentials ran out or were replaced under us (remote-kms-apis.md §2.6):
         // refresh once and retry at once.
-        refreshed_credentials = true;
-        credentials_->Invalidate();
-        --attempt;  // This extra try does not count against max_attempts.
-        continue;
+        refresh = (err.code == "ExpiredTokenException" || err.code == "ExpiredToken" ||
+                   err.code == "UnrecognizedClientException") &&
+                  !refreshed_credentials;
       }
     }
-    if (!retryable) return last;
-    if (absl::Status wait = WaitBeforeRetry(options_.retry, attempt, deadline, last); !wait.ok()) {
-      return wait;
+    absl::StatusOr<absl::Duration> delay = absl::ZeroDuration();
+    if (!last.ok() && !refresh) {
+      delay = last;
+      if (retryable) delay = RetryDelay(options_.retry, attempt, deadline, last);
     }
+    report.request_id = request_id;
+    report.code = last.code();
+    report.error_class = ErrorClassOf(last, throttled);
+    report.will_retry = !last.ok() && delay.ok();
+    ReportAttempt(options_.observer, report, last);
+    if (last.ok()) return std::move(resp->body);
+    if (refresh) {
+      refreshed_credentials = true;
+      credentials_->Invalidate();
+      --attempt;  // This extra try does not count against max_attempts.
+      continue;
+    }
+    if (!delay.ok()) return delay.status();
+    absl::SleepFor(*delay);
   }
   return GaveUp(last, options_.retry.max_attempts);
 }

@@ -37,6 +37,7 @@
 #include "kms/aws/credentials.h"
 #include "kms/http_client.h"
 #include "kms/key_encryption_service.h"
+#include "kms/remote_attempt.h"
 #include "kms/retry.h"
 
 namespace kmsplugin::aws {
@@ -76,6 +77,9 @@ struct KmsApiOptions {
   RetryPolicy retry;
   size_t max_concurrent_calls = 16;
   absl::Duration default_call_timeout = absl::Seconds(10);  // When ctx has no deadline.
+  // Told about every HTTP attempt (retries and the credential-refresh retry included); may be
+  // null. Must outlive the KmsApi.
+  RemoteAttemptObserver* observer = nullptr;
 };
 
 class KmsApi {
@@ -88,9 +92,11 @@ class KmsApi {
                                                         const Clock* clock);
 
   // Calls TrentService.<operation> with the JSON `body`; returns the 200 response body (it may
-  // hold plaintext: it is a SecretBytes). Errors as in the file comment.
+  // hold plaintext: it is a SecretBytes). Errors as in the file comment. Each HTTP attempt is
+  // reported (kms/remote_attempt.h) with `subject` (the key, kek_id and encryption context the
+  // body names, which this layer does not parse).
   absl::StatusOr<SecretBytes> Call(std::string_view operation, const SecretBytes& body,
-                                   const CallContext& ctx);
+                                   const CallContext& ctx, const AttemptSubject& subject = {});
 
   const std::string& endpoint() const { return options_.endpoint; }
 

@@ -130,7 +130,44 @@ absl::Status LocalKms::ReloadIfChangedLocked() {
   return absl::OkStatus();
 }
 
+void LocalKms::Report(std::string_view operation, std::string_view kek_id,
+                      const absl::Status& status, absl::Time start, const CallContext& ctx) const {
+  RemoteAttempt report{"local", operation, options_.keyring_path, kek_id, ""};
+  report.code = status.code();
+  report.error_class = ErrorClassOf(status);
+  report.latency = absl::Now() - start;
+  report.uid = ctx.uid;
+  ReportAttempt(options_.observer, report, status);
+}
+
 absl::StatusOr<WrappedKey> LocalKms::Wrap(const SecretBytes& key, const CallContext& ctx) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<WrappedKey> wrapped = WrapNow(key);
+  Report("wrap", wrapped.ok() ? std::string_view(wrapped->kek_id) : "", wrapped.status(), start,
+         ctx);
+  return wrapped;
+}
+
+absl::StatusOr<SecretBytes> LocalKms::Unwrap(const WrappedKey& wrapped, const CallContext& ctx) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<SecretBytes> key = UnwrapNow(wrapped);
+  Report("unwrap", wrapped.kek_id, key.status(), start, ctx);
+  return key;
+}
+
+absl::Status LocalKms::RotateKek(const CallContext& ctx) {
+  const absl::Time start = absl::Now();
+  absl::Status status = RotateNow(ctx);
+  std::string kek_id;
+  if (status.ok()) {
+    absl::MutexLock lock(&mu_);
+    kek_id = fmt::format("local:{}:v{}", ring_.keyring_id, ring_.primary);
+  }
+  Report("rotate", kek_id, status, start, ctx);
+  return status;
+}
+
+absl::StatusOr<WrappedKey> LocalKms::WrapNow(const SecretBytes& key) {
   absl::MutexLock lock(&mu_);
   const AesGcm& kek = *ring_.keks.at(ring_.primary);
   std::string kek_id = fmt::format("local:{}:v{}", ring_.keyring_id, ring_.primary);
@@ -139,7 +176,7 @@ absl::StatusOr<WrappedKey> LocalKms::Wrap(const SecretBytes& key, const CallCont
   return WrappedKey{std::move(kek_id), std::move(blob)};
 }
 
-absl::StatusOr<SecretBytes> LocalKms::Unwrap(const WrappedKey& wrapped, const CallContext& ctx) {
+absl::StatusOr<SecretBytes> LocalKms::UnwrapNow(const WrappedKey& wrapped) {
   // kek_id = "local:" + keyring_id(32) + ":v" + version.
   std::string_view id = wrapped.kek_id;
   constexpr std::string_view kPrefix = "local:";
@@ -182,7 +219,7 @@ absl::StatusOr<KeyStatus> LocalKms::Probe(const CallContext& ctx) {
                                ring_.primary, ring_.keks.size())};
 }
 
-absl::Status LocalKms::RotateKek(const CallContext& ctx) {
+absl::Status LocalKms::RotateNow(const CallContext& ctx) {
   const std::string& path = options_.keyring_path;
   KMSP_ASSIGN_OR_RETURN(auto file_lock, KeyringLock::Acquire(path, ctx.deadline));
   size_t size = 0;

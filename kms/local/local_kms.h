@@ -47,6 +47,7 @@
 #include "crypto/aes_gcm.h"
 #include "kms/key_encryption_service.h"
 #include "kms/local/keyring_file.h"
+#include "kms/remote_attempt.h"
 
 namespace kmsplugin {
 
@@ -57,6 +58,10 @@ struct LocalKmsOptions {
   std::optional<bool> allow_symlinks;
   // Rotations beyond this many versions are refused (tests lower it).
   size_t max_versions = kMaxKeyringVersions;
+  // Told about every Wrap, Unwrap and RotateKek (operations "wrap", "unwrap", "rotate"; key = the
+  // keyring path), so that the audit trail is the same for every backend. May be null; must
+  // outlive the backend.
+  RemoteAttemptObserver* observer = nullptr;
 };
 
 class LocalKms final : public KeyEncryptionService {
@@ -91,6 +96,12 @@ class LocalKms final : public KeyEncryptionService {
   LocalKms(LocalKmsOptions options, const Clock* clock)
       : options_(std::move(options)), clock_(clock) {}
 
+  absl::StatusOr<WrappedKey> WrapNow(const SecretBytes& key);
+  absl::StatusOr<SecretBytes> UnwrapNow(const WrappedKey& wrapped);
+  absl::Status RotateNow(const CallContext& ctx);
+  // Reports one operation (started at `start`) to the observer and the debug log.
+  void Report(std::string_view operation, std::string_view kek_id, const absl::Status& status,
+              absl::Time start, const CallContext& ctx) const;
   // Re-reads the file if it changed since the last read.
   absl::Status ReloadIfChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Logs a warning when `file` (of `size` bytes) nears the limits.

@@ -66,6 +66,9 @@ absl::StatusOr<std::unique_ptr<Pkcs11Kms>> Pkcs11Kms::Create(Pkcs11KmsOptions op
 Pkcs11Kms::Pkcs11Kms(Pkcs11KmsOptions options, std::unique_ptr<Pkcs11Module> module,
                      std::unique_ptr<SessionPool> pool)
     : key_label_(std::move(options.key_label)),
+      audit_key_(
+          fmt::format("token={} key={}", Printable(options.token_label), Printable(key_label_))),
+      observer_(options.observer),
       create_key_if_absent_(options.create_key_if_absent),
       startup_timeout_(options.startup_timeout),
       module_(std::move(module)),
@@ -236,7 +239,18 @@ absl::Status Pkcs11Kms::Outcome(const absl::StatusOr<CallResult>& run, const abs
   }
 }
 
+void Pkcs11Kms::Report(std::string_view operation, std::string_view kek_id,
+                       const absl::Status& status, absl::Time start, const CallContext& ctx) const {
+  RemoteAttempt report{"pkcs11", operation, audit_key_, kek_id, ""};
+  report.code = status.code();
+  report.error_class = ErrorClassOf(status);
+  report.latency = absl::Now() - start;
+  report.uid = ctx.uid;
+  ReportAttempt(observer_, report, status);
+}
+
 absl::StatusOr<WrappedKey> Pkcs11Kms::Wrap(const SecretBytes& key, const CallContext& ctx) {
+  const absl::Time start = absl::Now();
   absl::Status problem;
   uint32_t version = 0;
   std::string blob;
@@ -269,8 +283,12 @@ absl::StatusOr<WrappedKey> Pkcs11Kms::Wrap(const SecretBytes& key, const CallCon
     if (r.ok()) blob = EncodeBlob(mechanism_, *iv, body);
     return r;
   });
-  KMSP_RETURN_IF_ERROR(Outcome(run, problem, "wrap", false));
-  return WrappedKey{KekId(version), std::move(blob)};
+  const absl::Status status = Outcome(run, problem, "wrap", false);
+  const std::string kek_id = version == 0 ? "" : KekId(version);
+  Report(mechanism_ == Mechanism::kAesKeyWrapPad ? "C_WrapKey" : "C_Encrypt", kek_id, status, start,
+         ctx);
+  KMSP_RETURN_IF_ERROR(status);
+  return WrappedKey{kek_id, std::move(blob)};
 }
 
 absl::StatusOr<SecretBytes> Pkcs11Kms::Unwrap(const WrappedKey& wrapped, const CallContext& ctx) {
@@ -285,6 +303,7 @@ absl::StatusOr<SecretBytes> Pkcs11Kms::Unwrap(const WrappedKey& wrapped, const C
     return absl::InvalidArgumentError(fmt::format("kek_id {}: {}", Printable(wrapped.kek_id),
                                                   std::string(parsed.status().message())));
   }
+  const absl::Time start = absl::Now();
   absl::Status problem;
   SecretBytes key;
   auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t epoch) {
@@ -308,17 +327,23 @@ absl::StatusOr<SecretBytes> Pkcs11Kms::Unwrap(const WrappedKey& wrapped, const C
     return GcmDecrypt(module_->f(), session, handle, parsed->iv,
                       GcmAad(parsed->header, key_label_, *version), parsed->body, &key);
   });
-  KMSP_RETURN_IF_ERROR(Outcome(run, problem, "unwrap", true));
+  const absl::Status status = Outcome(run, problem, "unwrap", true);
+  Report(parsed->mechanism == Mechanism::kAesKeyWrapPad ? "C_UnwrapKey" : "C_Decrypt",
+         wrapped.kek_id, status, start, ctx);
+  KMSP_RETURN_IF_ERROR(status);
   return key;
 }
 
 absl::StatusOr<KeyStatus> Pkcs11Kms::Probe(const CallContext& ctx) {
+  const absl::Time start = absl::Now();
   absl::Status problem;
   auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t epoch) {
     problem = absl::OkStatus();
     return LoadKeys(session, epoch, /*refresh=*/true, &problem);
   });
-  KMSP_RETURN_IF_ERROR(Outcome(run, problem, "probe", false));
+  const absl::Status status = Outcome(run, problem, "probe", false);
+  Report("C_FindObjects", "", status, start, ctx);
+  KMSP_RETURN_IF_ERROR(status);
   size_t count = 0;
   uint32_t current = 0;
   uint32_t highest = 0;
@@ -345,6 +370,7 @@ absl::StatusOr<KeyStatus> Pkcs11Kms::Probe(const CallContext& ctx) {
 
 absl::Status Pkcs11Kms::RotateKek(const CallContext& ctx) {
   absl::MutexLock rotate_lock(&rotate_mu_);
+  const absl::Time start = absl::Now();
   absl::Status problem;
   uint32_t next = 0;
   auto run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t epoch) {
@@ -364,7 +390,9 @@ absl::Status Pkcs11Kms::RotateKek(const CallContext& ctx) {
     ck_object_handle_t key = 0;
     return GenerateKey(module_->f(), session, key_label_, next, mechanism_, &key);
   });
-  KMSP_RETURN_IF_ERROR(Outcome(run, problem, "rotate", false));
+  const absl::Status generated = Outcome(run, problem, "rotate", false);
+  Report("C_GenerateKey", next == 0 || !generated.ok() ? "" : KekId(next), generated, start, ctx);
+  KMSP_RETURN_IF_ERROR(generated);
   spdlog::info("PKCS#11 rotation: created {}, AES-256, sensitive and not extractable; key_id {}",
                Describe(next), KekId(next));
   run = pool_->Run(ctx.deadline, [&](ck_session_handle_t session, uint64_t epoch) {

@@ -58,6 +58,7 @@
 #include "kms/pkcs11/pkcs11_blob.h"
 #include "kms/pkcs11/pkcs11_module.h"
 #include "kms/pkcs11/session_pool.h"
+#include "kms/remote_attempt.h"
 
 namespace kmsplugin::pkcs11 {
 
@@ -76,6 +77,11 @@ struct Pkcs11KmsOptions {
   const Clock* clock = nullptr;
   // Overrides module_path (tests: a function list with some entries replaced).
   std::unique_ptr<Pkcs11Module> module;
+  // Told about every operation on the token (kms/remote_attempt.h): one report per Wrap
+  // ("C_Encrypt" or "C_WrapKey"), Unwrap ("C_Decrypt" or "C_UnwrapKey"), Probe ("C_FindObjects")
+  // and RotateKek ("C_GenerateKey"), the start-up self-test included; key = "token=<label>
+  // key=<label>", no request id. May be null; must outlive the backend.
+  RemoteAttemptObserver* observer = nullptr;
 };
 
 class Pkcs11Kms final : public KeyEncryptionService {
@@ -110,9 +116,14 @@ class Pkcs11Kms final : public KeyEncryptionService {
   absl::Status Outcome(const absl::StatusOr<CallResult>& run, const absl::Status& problem,
                        std::string_view op, bool ciphertext_in);
   std::string KekId(uint32_t version) const { return MakeKekId(serial_, key_label_, version); }
+  // Reports one operation on the token (started at `start`) to the observer and the debug log.
+  void Report(std::string_view operation, std::string_view kek_id, const absl::Status& status,
+              absl::Time start, const CallContext& ctx) const;
   std::string Describe(uint32_t version) const;
 
   const std::string key_label_;
+  const std::string audit_key_;  // "token=<label> key=<label>".
+  RemoteAttemptObserver* const observer_;
   const bool create_key_if_absent_;
   const absl::Duration startup_timeout_;
   std::unique_ptr<Pkcs11Module> module_;

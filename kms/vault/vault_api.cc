@@ -6,8 +6,8 @@
 #include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
+#include "kms/vault/vault_json.h"
 #include "nlohmann/json.hpp"
-#include "spdlog/spdlog.h"
 
 namespace kmsplugin::vault {
 namespace {
@@ -17,6 +17,21 @@ constexpr std::string_view kTooOld = "disallowed by policy (too old)";
 bool IsBase64Char(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
          c == '/' || c == '=';
+}
+
+// The answer's "request_id" (Vault's audit log names the request by it), Printable(); "" when
+// the body is not a JSON object with a string request_id. The body may hold plaintext or a token:
+// the parsed copy is wiped.
+std::string RequestIdOf(const SecretBytes& body) {
+  if (body.Reveal().find("\"request_id\"") == std::string_view::npos) return "";
+  nlohmann::json doc = nlohmann::json::parse(body.Reveal(), nullptr, /*allow_exceptions=*/false);
+  std::string id;
+  if (doc.is_object()) {
+    auto it = doc.find("request_id");
+    if (it != doc.end() && it->is_string()) id = Printable(it->get_ref<const std::string&>(), 64);
+  }
+  WipeJson(doc);
+  return id;
 }
 
 }  // namespace
@@ -169,7 +184,7 @@ VaultApi::VaultApi(VaultApiOptions options, HttpClient* http)
 absl::StatusOr<SecretBytes> VaultApi::Call(std::string_view operation, std::string_view method,
                                            std::string_view path, const SecretBytes& body,
                                            const SecretBytes* token, bool idempotent,
-                                           const CallContext& ctx) {
+                                           const CallContext& ctx, const AttemptSubject& subject) {
   const absl::Time deadline = ctx.deadline == absl::InfiniteFuture()
                                   ? absl::Now() + options_.default_call_timeout
                                   : ctx.deadline;
@@ -198,31 +213,40 @@ absl::StatusOr<SecretBytes> VaultApi::Call(std::string_view operation, std::stri
     req.deadline = deadline;
     const absl::Time start = absl::Now();
     absl::StatusOr<HttpResponse> resp = http_->Send(req);
-    const absl::Duration latency = absl::Now() - start;
+    RemoteAttempt report{"vault", operation, subject.key, subject.key_id,
+                         subject.encryption_context};
+    report.latency = absl::Now() - start;
+    report.attempt = attempt;
+    report.uid = ctx.uid;
+    std::string request_id;
     bool retryable = false;
     if (!resp.ok()) {
       last = Annotate(resp.status(), fmt::format("Vault {}", operation));
-      if (last.code() == absl::StatusCode::kDeadlineExceeded) return last;
-      if (last.code() == absl::StatusCode::kInvalidArgument) return last;
       // TLS verification failures will not heal by retrying; connection failures may.
-      retryable =
-          idempotent && ToStd(last.message()).find("SSL certificate") == std::string_view::npos;
+      retryable = idempotent && last.code() != absl::StatusCode::kDeadlineExceeded &&
+                  last.code() != absl::StatusCode::kInvalidArgument &&
+                  ToStd(last.message()).find("SSL certificate") == std::string_view::npos;
     } else {
+      report.http_status = resp->status;
+      request_id = RequestIdOf(resp->body);
       if (resp->status == 200 || resp->status == 204) {
-        spdlog::debug("Vault {} uid={} ok in {} (attempt {})", operation, Printable(ctx.uid),
-                      absl::FormatDuration(latency), attempt);
-        return std::move(resp->body);
+        last = absl::OkStatus();
+      } else {
+        VaultError err = ClassifyVaultError(operation, resp->status, resp->body.Reveal());
+        last = err.status;
+        retryable = err.retryable && (idempotent || err.not_acted);
       }
-      VaultError err = ClassifyVaultError(operation, resp->status, resp->body.Reveal());
-      last = err.status;
-      retryable = err.retryable && (idempotent || err.not_acted);
     }
-    spdlog::debug("Vault {} uid={} attempt {} failed after {}: {}", operation, Printable(ctx.uid),
-                  attempt, absl::FormatDuration(latency), last.ToString());
-    if (!retryable) return last;
-    if (absl::Status wait = WaitBeforeRetry(options_.retry, attempt, deadline, last); !wait.ok()) {
-      return wait;
-    }
+    absl::StatusOr<absl::Duration> delay = last;
+    if (retryable) delay = RetryDelay(options_.retry, attempt, deadline, last);
+    report.request_id = request_id;
+    report.code = last.code();
+    report.error_class = ErrorClassOf(last, report.http_status == 429);
+    report.will_retry = !last.ok() && delay.ok();
+    ReportAttempt(options_.observer, report, last);
+    if (last.ok()) return std::move(resp->body);
+    if (!delay.ok()) return delay.status();
+    absl::SleepFor(*delay);
   }
   return GaveUp(last, options_.retry.max_attempts);
 }

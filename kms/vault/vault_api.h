@@ -33,6 +33,7 @@
 #include "crypto/secret_bytes.h"
 #include "kms/http_client.h"
 #include "kms/key_encryption_service.h"
+#include "kms/remote_attempt.h"
 #include "kms/retry.h"
 
 namespace kmsplugin::vault {
@@ -67,6 +68,9 @@ struct VaultApiOptions {
   RetryPolicy retry;
   size_t max_concurrent_calls = 16;
   absl::Duration default_call_timeout = absl::Seconds(10);  // When ctx has no deadline.
+  // Told about every HTTP attempt, logins included (kms/remote_attempt.h); may be null; must
+  // outlive the VaultApi.
+  RemoteAttemptObserver* observer = nullptr;
 };
 
 class VaultApi {
@@ -78,11 +82,12 @@ class VaultApi {
 
   // `method` GET or POST of /v1/<path> with the JSON `body` (POST) and `token` (nullptr: none, for
   // logins). Returns the body of a 200 (empty for 204); it may hold plaintext or a token, hence a
-  // SecretBytes. `idempotent` false: resent only when Vault provably did not act.
+  // SecretBytes. `idempotent` false: resent only when Vault provably did not act. Each attempt is
+  // reported with `subject` and the answer's "request_id" (when it is a JSON object with one).
   absl::StatusOr<SecretBytes> Call(std::string_view operation, std::string_view method,
                                    std::string_view path, const SecretBytes& body,
                                    const SecretBytes* token, bool idempotent,
-                                   const CallContext& ctx);
+                                   const CallContext& ctx, const AttemptSubject& subject = {});
 
   const std::string& addr() const { return options_.addr; }
   const std::string& namespace_() const { return options_.namespace_; }

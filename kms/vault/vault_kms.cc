@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<VaultKms>> VaultKms::Create(VaultKmsOptions optio
   api_options.retry = options.retry;
   api_options.max_concurrent_calls = options.max_concurrent_calls;
   api_options.default_call_timeout = options.default_call_timeout;
+  api_options.observer = options.observer;
   KMSP_ASSIGN_OR_RETURN(std::unique_ptr<VaultApi> api,
                         VaultApi::Create(std::move(api_options), http.get()));
   auto kms = std::unique_ptr<VaultKms>(new VaultKms(std::move(options), std::move(http)));
@@ -100,17 +101,22 @@ VaultKms::VaultKms(VaultKmsOptions options, std::unique_ptr<HttpClient> http)
                               options_.namespace_.empty() ? "root" : options_.namespace_,
                               options_.transit_mount, options_.key)),
       aad_b64_(Base64Encode(AssociatedData(options_.transit_mount, options_.key))),
+      audit_key_(fmt::format("{}{}{}/keys/{}", options_.namespace_,
+                             options_.namespace_.empty() ? "" : "/", options_.transit_mount,
+                             options_.key)),
       http_(std::move(http)) {}
 
 VaultKms::~VaultKms() = default;
 
 absl::StatusOr<SecretBytes> VaultKms::Authed(std::string_view operation, std::string_view method,
                                              const std::string& path, const SecretBytes& body,
-                                             bool idempotent, const CallContext& ctx) {
+                                             bool idempotent, const CallContext& ctx,
+                                             std::string_view kek_id) {
   for (int round = 0;; ++round) {
     KMSP_ASSIGN_OR_RETURN(VaultAuth::Token token, auth_->Get(ctx));
     absl::StatusOr<SecretBytes> answer =
-        api_->Call(operation, method, path, body, &token.value, idempotent, ctx);
+        api_->Call(operation, method, path, body, &token.value, idempotent, ctx,
+                   AttemptSubject{audit_key_, kek_id, ""});
     if (answer.ok() || answer.status().code() != absl::StatusCode::kPermissionDenied || round > 0) {
       return answer;
     }
@@ -171,7 +177,7 @@ absl::StatusOr<SecretBytes> VaultKms::Unwrap(const WrappedKey& wrapped, const Ca
       JsonObjectOfStrings({{"ciphertext", wrapped.blob}, {"associated_data", aad_b64_}});
   const std::string path = fmt::format("{}/decrypt/{}", options_.transit_mount, options_.key);
   KMSP_ASSIGN_OR_RETURN(SecretBytes answer,
-                        Authed("transit decrypt", "POST", path, body, true, ctx));
+                        Authed("transit decrypt", "POST", path, body, true, ctx, kek_id));
   KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "transit decrypt"));
   absl::StatusOr<SecretBytes> plaintext =
       absl::UnavailableError("Vault transit decrypt: the answer has no data.plaintext");

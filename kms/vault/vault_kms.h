@@ -73,6 +73,9 @@ struct VaultKmsOptions {
   absl::Duration connect_timeout = absl::Seconds(3);
   absl::Duration default_call_timeout = absl::Seconds(10);
   std::unique_ptr<HttpClient> http;  // Overrides the curl client (tests); owned.
+  // Told about every Vault request attempt, logins included (kms/remote_attempt.h); may be null;
+  // must outlive the backend. key = "[<namespace>/]<mount>/keys/<key>".
+  RemoteAttemptObserver* observer = nullptr;
 };
 
 class VaultKms final : public KeyEncryptionService {
@@ -98,13 +101,16 @@ class VaultKms final : public KeyEncryptionService {
  private:
   VaultKms(VaultKmsOptions options, std::unique_ptr<HttpClient> http);
   // A call with the current token; after a 403 the token is replaced once and the call repeated.
+  // `kek_id` (may be empty) is only reported with the attempts.
   absl::StatusOr<SecretBytes> Authed(std::string_view operation, std::string_view method,
                                      const std::string& path, const SecretBytes& body,
-                                     bool idempotent, const CallContext& ctx);
+                                     bool idempotent, const CallContext& ctx,
+                                     std::string_view kek_id = {});
 
   const VaultKmsOptions options_;
   const std::string kek_prefix_;  // "vault:<ns>/<mount>/<key>/v"
   const std::string aad_b64_;
+  const std::string audit_key_;  // "[<namespace>/]<mount>/keys/<key>", for attempt reports.
   std::unique_ptr<HttpClient> http_;
   std::unique_ptr<VaultApi> api_;
   std::unique_ptr<VaultAuth> auth_;

@@ -18,11 +18,14 @@
 #include "spdlog/spdlog.h"
 #include "tests/aws/aws_kms_fixture.h"
 #include "tests/aws/fake_aws_server.h"
+#include "tests/fakes/recording_observer.h"
 #include "tests/matchers.h"
 
 namespace kmsplugin::aws {
 namespace {
 
+using ::kmsplugin::testing::RecordedAttempt;
+using ::kmsplugin::testing::RecordingObserver;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
@@ -259,6 +262,75 @@ TEST_F(AwsKmsTest, ThrottlingAndServerErrorsAreRetriedUntilTheyPass) {
   Fault("drop", 1, "Decrypt");
   absl::StatusOr<WrappedKey> wrapped = kms->Wrap(DataKey(), Ctx());
   ASSERT_THAT(wrapped, IsOk());
+}
+
+// Audit (issue 13): every HTTP attempt is reported, retries included, each with the request id
+// the server sent (x-amzn-RequestId), so an audit line matches one CloudTrail event.
+TEST_F(AwsKmsTest, AThrottledThenAnsweredCallReportsTwoAttemptsWithTheServersRequestIds) {
+  RecordingObserver observer;
+  AwsKmsOptions o = Options();
+  o.observer = &observer;
+  o.encryption_context = {{"team", "a"}};
+  auto kms = Make(std::move(o));
+  ASSERT_THAT(server_->Admin("/admin/requests/clear"), IsOk());
+  Fault("throttle", 1, "DescribeKey");
+  ASSERT_THAT(kms->Probe(Ctx()), IsOk());
+  const std::vector<RecordedAttempt> attempts = observer.attempts();
+  ASSERT_EQ(attempts.size(), 2u);
+  absl::StatusOr<nlohmann::json> log = server_->Requests();
+  ASSERT_THAT(log, IsOk());
+  std::vector<std::string> sent_ids;
+  for (const auto& r : *log) {
+    if (r["op"] == "DescribeKey") sent_ids.push_back(r["request_id"].get<std::string>());
+  }
+  ASSERT_EQ(sent_ids.size(), 2u);
+  EXPECT_NE(sent_ids[0], sent_ids[1]);
+  for (int i = 0; i < 2; ++i) {
+    const RecordedAttempt& a = attempts[i];
+    EXPECT_EQ(a.backend, "aws");
+    EXPECT_EQ(a.operation, "DescribeKey");
+    EXPECT_EQ(a.key, "alias/k8s");
+    EXPECT_EQ(a.encryption_context, "kms-plugin=kubernetes-kms-v2,team=a");
+    EXPECT_EQ(a.attempt, i + 1);
+    EXPECT_EQ(a.request_id, sent_ids[i]);
+    EXPECT_EQ(a.uid, "test-uid");
+  }
+  EXPECT_EQ(attempts[0].code, absl::StatusCode::kUnavailable);
+  EXPECT_EQ(attempts[0].error_class, "throttled");
+  EXPECT_EQ(attempts[0].http_status, 400);
+  EXPECT_TRUE(attempts[0].will_retry);
+  EXPECT_EQ(attempts[1].code, absl::StatusCode::kOk);
+  EXPECT_EQ(attempts[1].error_class, "ok");
+  EXPECT_EQ(attempts[1].http_status, 200);
+  EXPECT_FALSE(attempts[1].will_retry);
+}
+
+TEST_F(AwsKmsTest, WrapAndUnwrapReportTheirAttemptsWithTheKekId) {
+  RecordingObserver observer;
+  AwsKmsOptions o = Options();
+  o.observer = &observer;
+  auto kms = Make(std::move(o));
+  absl::StatusOr<WrappedKey> wrapped = kms->Wrap(DataKey(), Ctx());
+  ASSERT_THAT(wrapped, IsOk());
+  observer.Clear();
+  ASSERT_THAT(kms->Unwrap(*wrapped, Ctx()), IsOk());
+  const std::vector<RecordedAttempt> attempts = observer.attempts();
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].operation, "Decrypt");
+  EXPECT_EQ(attempts[0].key_id, wrapped->kek_id);
+  EXPECT_EQ(attempts[0].encryption_context, "kms-plugin=kubernetes-kms-v2");
+  EXPECT_FALSE(attempts[0].request_id.empty());
+  // A persistent failure: max_attempts lines, the last one not retried.
+  observer.Clear();
+  Fault("http500", -1, "Decrypt");
+  EXPECT_FALSE(kms->Unwrap(*wrapped, Ctx()).ok());
+  const std::vector<RecordedAttempt> failed = observer.attempts();
+  ASSERT_EQ(failed.size(), 3u);
+  EXPECT_TRUE(failed[0].will_retry);
+  EXPECT_TRUE(failed[1].will_retry);
+  EXPECT_FALSE(failed[2].will_retry);
+  EXPECT_EQ(failed[2].error_class, "unavailable");
+  EXPECT_EQ(failed[2].http_status, 500);
 }
 
 TEST_F(AwsKmsTest, PersistentThrottlingIsUnavailableAnOutageNotARevocation) {

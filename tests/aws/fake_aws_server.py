@@ -109,7 +109,8 @@ class Handler(FakeHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        # The id handle_https_post logged for this request (so a test can match it), else fresh.
+        self.send_header("x-amzn-RequestId", getattr(self, "request_id", None) or str(uuid.uuid4()))
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -156,6 +157,7 @@ class Handler(FakeHandler):
         parts = urlsplit(self.path)
         target = headers.get("x-amz-target", "")
         service = "kms" if target.startswith("TrentService.") else "sts"
+        self.request_id = str(uuid.uuid4())  # Sent as x-amzn-RequestId and kept in the log.
         try:
             if service == "kms":
                 fake_kms.handle(self, parts, headers, body, target[len("TrentService."):])
@@ -165,7 +167,7 @@ class Handler(FakeHandler):
             self._drop()
         except AwsError as e:
             self.state.log({"service": service, "op": target[len("TrentService."):] or "sts",
-                            "error": e.code})
+                            "error": e.code, "request_id": self.request_id})
             self._error(e, service)
 
     # --- HTTP: container credentials, IMDS, admin ----------------------------------------------

@@ -268,7 +268,8 @@ def handle(handler, parts, headers, body, op):
     response, details = KMS_OPS[op](state, request)
     state.log({"service": "kms", "op": op, "access_key": akid, "signed_headers": signed,
                "token": "x-amz-security-token" in headers,
-               "peer_port": handler.client_address[1], **details})
+               "peer_port": handler.client_address[1], "request_id": handler.request_id,
+               **details})
     handler.send(200, json.dumps(response), "application/x-amz-json-1.1")
 
 

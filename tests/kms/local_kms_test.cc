@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/recording_observer.h"
 #include "tests/matchers.h"
 
 namespace kmsplugin {
@@ -69,6 +70,40 @@ TEST_F(LocalKmsTest, WrapThenUnwrapReturnsTheKey) {
   auto unwrapped = kms->Unwrap(*wrapped, Ctx());
   ASSERT_THAT(unwrapped, IsOk());
   EXPECT_TRUE(unwrapped->ConstantTimeEquals(key));
+}
+
+// Audit (issue 13): wrap, unwrap and rotate are reported like a remote KMS's requests, with the
+// keyring path as the key and the kek_id involved.
+TEST_F(LocalKmsTest, WrapUnwrapAndRotateAreReportedWithTheKeyringPathAndKekId) {
+  ::kmsplugin::testing::RecordingObserver observer;
+  LocalKmsOptions o;
+  o.keyring_path = path_;
+  o.observer = &observer;
+  auto kms = *LocalKms::Create(o, &clock_);
+  auto wrapped = kms->Wrap(*RandomSecret(32), CallContext::WithTimeout(absl::Seconds(3), "u-1"));
+  ASSERT_THAT(wrapped, IsOk());
+  ASSERT_THAT(kms->Unwrap(*wrapped, Ctx()), IsOk());
+  ASSERT_THAT(kms->RotateKek(Ctx()), IsOk());
+  WrappedKey bad = *wrapped;
+  bad.blob[bad.blob.size() - 1] ^= 1;
+  EXPECT_FALSE(kms->Unwrap(bad, Ctx()).ok());
+  const auto attempts = observer.attempts();
+  ASSERT_EQ(attempts.size(), 4u);
+  EXPECT_EQ(attempts[0].operation, "wrap");
+  EXPECT_EQ(attempts[0].uid, "u-1");
+  EXPECT_EQ(attempts[1].operation, "unwrap");
+  EXPECT_EQ(attempts[2].operation, "rotate");
+  EXPECT_EQ(attempts[2].key_id, kms->KekIdFor(2));
+  EXPECT_EQ(attempts[3].operation, "unwrap");
+  EXPECT_EQ(attempts[3].code, absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(attempts[3].error_class, "invalid");
+  for (int i : {0, 1, 3}) EXPECT_EQ(attempts[i].key_id, wrapped->kek_id);
+  for (const auto& a : attempts) {
+    EXPECT_EQ(a.backend, "local");
+    EXPECT_EQ(a.key, path_);
+    EXPECT_EQ(a.attempt, 1);
+    EXPECT_FALSE(a.will_retry);
+  }
 }
 
 TEST_F(LocalKmsTest, RotationAddsAVersionAndOldWrapsStillUnwrap) {

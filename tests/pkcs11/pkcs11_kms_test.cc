@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/recording_observer.h"
 #include "tests/matchers.h"
 #include "tests/pkcs11/pkcs11_test_util.h"
 
@@ -183,6 +184,35 @@ TEST_F(Pkcs11KmsTest, KekIdsOfAnotherTokenOrLabelFailWithoutAnHsmCall) {
   EXPECT_THAT(kms->Unwrap({KekId(1), "\x01\x01short"}, Ctx()).status(),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(Counters().crypto.load(), crypto);
+}
+
+// Audit (issue 13): each operation on the token is reported once, named by its PKCS#11 call,
+// with the token and key labels and the kek_id involved.
+TEST_F(Pkcs11KmsTest, EachTokenOperationIsReportedWithTheLabelsAndKekId) {
+  ::kmsplugin::testing::RecordingObserver observer;
+  Pkcs11KmsOptions o = Options();
+  o.observer = &observer;
+  auto kms = MustCreate(std::move(o));
+  ASSERT_NE(kms, nullptr);
+  observer.Clear();  // Start-up: the key search, generation and self-test.
+  EXPECT_EQ(RoundTrip(*kms), KekId(1));
+  ASSERT_THAT(kms->RotateKek(Ctx()), IsOk());
+  ASSERT_THAT(kms->Probe(Ctx()).status(), IsOk());
+  const auto attempts = observer.attempts();
+  ASSERT_EQ(attempts.size(), 4u);
+  EXPECT_EQ(attempts[0].operation, "C_Encrypt");
+  EXPECT_EQ(attempts[0].key_id, KekId(1));
+  EXPECT_EQ(attempts[1].operation, "C_Decrypt");
+  EXPECT_EQ(attempts[1].key_id, KekId(1));
+  EXPECT_EQ(attempts[2].operation, "C_GenerateKey");
+  EXPECT_EQ(attempts[2].key_id, KekId(2));
+  EXPECT_EQ(attempts[3].operation, "C_FindObjects");
+  for (const auto& a : attempts) {
+    EXPECT_EQ(a.backend, "pkcs11");
+    EXPECT_EQ(a.key, "token=kms-test key=kek");
+    EXPECT_EQ(a.code, absl::StatusCode::kOk);
+    EXPECT_EQ(a.request_id, "");
+  }
 }
 
 TEST_F(Pkcs11KmsTest, RotateCreatesTheNextKeyObjectAndOldBlobsStillUnwrap) {

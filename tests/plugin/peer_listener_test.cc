@@ -1,6 +1,8 @@
 // The KMS socket on an abstract address (issue 9, item 4): connections are admitted only from the
 // uids in ServerOptions::allowed_uids (SO_PEERCRED), and admitted connections are served at full
 // speed. Tests run as root; other uids come from a forked child that drops to them with setresuid.
+#include "plugin/peer_listener.h"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,14 +12,16 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "crypto/random.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "plugin/audit_log.h"
 #include "plugin/channel.h"
-#include "plugin/peer_listener.h"
 #include "plugin/server.h"
 #include "proto/admin/admin.grpc.pb.h"
 #include "tests/fakes/fake_clock.h"
@@ -39,7 +43,8 @@ class AbstractSocketTest : public ::testing::Test {
     envelope_ = std::move(*svc);
     ASSERT_TRUE(envelope_->Refresh(CallContext::WithTimeout(absl::Seconds(3))).ok());
     kms_ = std::make_unique<KmsV2GrpcService>(envelope_.get(), &metrics_, &pool_);
-    admin_ = std::make_unique<AdminGrpcService>(envelope_.get(), &pool_, absl::Seconds(3));
+    admin_ =
+        std::make_unique<AdminGrpcService>(envelope_.get(), &pool_, absl::Seconds(3), audit_.get());
     name_ = "kmsp-peer-test-" + std::to_string(getpid()) + "-" + std::to_string(++counter_);
     address_ = *ParseListenAddress("unix:///@" + name_);
     ServerOptions options;
@@ -107,6 +112,7 @@ class AbstractSocketTest : public ::testing::Test {
 
   static inline int counter_ = 0;
   FakeClock clock_;
+  std::unique_ptr<AuditLog> audit_;  // Handed to the admin service when set before StartServer.
   PluginMetrics metrics_;
   BlockingPool pool_{4};
   std::unique_ptr<EnvelopeService> envelope_;
@@ -233,6 +239,58 @@ TEST_F(AdminSocketPeerTest, AnFdNumberReusedByAKmsConnectionIsNotAdmin) {
           << target->display << " round " << round;
     }
   }
+}
+
+// Each admin call writes one audit line naming the caller by SO_PEERCRED: here the test process
+// itself is the client, so its uid and pid.
+TEST_F(AdminSocketPeerTest, EachAdminCallWritesOneAuditLineWithTheCallersUidAndPid) {
+  const std::string path = dir_ + "/audit.log";
+  auto log = AuditLog::Open(path);
+  ASSERT_TRUE(log.ok()) << log.status();
+  audit_ = std::move(*log);
+  StartServer({0}, &admin_address_);
+  auto stub = admin::v1::Admin::NewStub(*DialUnixSocket(admin_address_.display));
+  const std::string before = envelope_->Status().key_id;
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    admin::v1::ReportResponse r;
+    ASSERT_TRUE(stub->RotateDataKey(&ctx, {}, &r).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    admin::v1::ReportResponse r;
+    ASSERT_TRUE(stub->Refresh(&ctx, {}, &r).ok());
+  }
+  server_->Shutdown(absl::ZeroDuration());
+  std::ifstream in(path);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["action"], "rotate_data_key");
+  EXPECT_EQ(lines[1]["action"], "refresh");
+  for (const nlohmann::json& j : lines) {
+    EXPECT_EQ(j["type"], "admin");
+    EXPECT_EQ(j["peer_uid"], static_cast<int64_t>(getuid()));
+    EXPECT_EQ(j["peer_pid"], static_cast<int64_t>(getpid()));
+    EXPECT_EQ(j["result"], "OK");
+    EXPECT_EQ(j["key_id_before"], before);  // A data key rotation keeps the KEK's key_id.
+    EXPECT_EQ(j["key_id_after"], before);
+  }
+  unlink(path.c_str());
+}
+
+TEST(AdminConnections, KeepsThePeersCredentialsOfAnAdminConnection) {
+  AdminConnections c;
+  c.Record(9, /*admin=*/true, PeerCred{1234, 5678});
+  std::optional<PeerCred> peer = c.AdminPeer("fd:9");
+  ASSERT_TRUE(peer.has_value());
+  EXPECT_EQ(peer->uid, 1234u);
+  EXPECT_EQ(peer->pid, 5678);
+  EXPECT_FALSE(c.AdminPeer("fd:10").has_value());
+  c.Record(9, /*admin=*/false);
+  EXPECT_FALSE(c.AdminPeer("fd:9").has_value());
 }
 
 TEST(AdminConnections, OnlyRecordedAdminFdPeersAreAdmin) {

@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 import time
+import uuid
 
 from fake_vault_state import TransitKey, VaultError
 
@@ -32,7 +33,8 @@ def _token(state, headers):
 
 
 def _response(data=None, auth=None):
-    return {"request_id": "00000000-0000-0000-0000-000000000000", "lease_id": "",
+    # A fresh id per answer, as Vault gives (its audit log names the request by it).
+    return {"request_id": str(uuid.uuid4()), "lease_id": "",
             "renewable": False, "lease_duration": 0, "data": data, "wrap_info": None,
             "warnings": None, "auth": auth}
 

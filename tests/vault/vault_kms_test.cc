@@ -17,11 +17,15 @@
 #include "gtest/gtest.h"
 #include "kms/vault/vault_api.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/recording_observer.h"
 #include "tests/matchers.h"
 #include "tests/vault/fake_vault_server.h"
 
 namespace kmsplugin::vault {
 namespace {
+
+using ::kmsplugin::testing::RecordedAttempt;
+using ::kmsplugin::testing::RecordingObserver;
 
 using ::kmsplugin::testing::FakeClock;
 using ::kmsplugin::testing::FakeVaultServer;
@@ -341,6 +345,42 @@ TEST_F(VaultKmsTest, KubernetesLoginReReadsTheJwtAtEachLoginAndLogsInAgainOnA403
       IsOk());
   EXPECT_THAT(kms->Probe(Ctx()).status(), IsOk());
   EXPECT_EQ(server_->Count("login-kubernetes"), 1);  // Since the reset: the re-login.
+}
+
+// Audit (issue 13): each Vault request attempt is reported with the key's path (namespace
+// included), the kek_id when known and Vault's request_id.
+TEST_F(VaultKmsTest, EachAttemptIsReportedWithTheKeyPathKekIdAndVaultsRequestId) {
+  ASSERT_THAT(server_->Admin("/admin/keys", {{"name", "k8s"}, {"namespace", "team-a/c1"}}).status(),
+              IsOk());
+  auto token = server_->NewToken("k8s");
+  RecordingObserver observer;
+  VaultKmsOptions o = Options(TokenAuth(*token));
+  o.namespace_ = "team-a/c1";
+  o.observer = &observer;
+  auto kms = Make(std::move(o));
+  auto wrapped = kms->Wrap(Dek(), Ctx());
+  ASSERT_THAT(wrapped.status(), IsOk());
+  auto back = kms->Unwrap(*wrapped, Ctx());
+  ASSERT_THAT(back.status(), IsOk());
+  std::vector<RecordedAttempt> transit;
+  for (const RecordedAttempt& a : observer.attempts()) {
+    if (a.operation == "transit encrypt" || a.operation == "transit decrypt") transit.push_back(a);
+  }
+  ASSERT_EQ(transit.size(), 2u);
+  EXPECT_EQ(transit[0].operation, "transit encrypt");
+  EXPECT_EQ(transit[0].key_id, "");  // The version is learnt from the answer.
+  EXPECT_EQ(transit[1].operation, "transit decrypt");
+  EXPECT_EQ(transit[1].key_id, wrapped->kek_id);
+  for (const RecordedAttempt& a : transit) {
+    EXPECT_EQ(a.backend, "vault");
+    EXPECT_EQ(a.key, "team-a/c1/transit/keys/k8s");
+    EXPECT_EQ(a.code, absl::StatusCode::kOk);
+    EXPECT_EQ(a.http_status, 200);
+    EXPECT_EQ(a.attempt, 1);
+    EXPECT_FALSE(a.will_retry);
+    EXPECT_EQ(a.request_id.size(), 36u);  // A UUID, as the server sent.
+  }
+  EXPECT_NE(transit[0].request_id, transit[1].request_id);
 }
 
 TEST_F(VaultKmsTest, NamespaceGoesInTheHeaderAndTheKekId) {
