@@ -215,8 +215,9 @@ std::string ContextJson(const std::vector<std::pair<std::string, std::string>>& 
 
 // "k=v,k2=v2", sorted by key (nlohmann's objects are).
 std::string ContextText(const std::string& json) {
+  const nlohmann::json doc = nlohmann::json::parse(json);
   std::string out;
-  for (const auto& [k, v] : nlohmann::json::parse(json).items()) {
+  for (const auto& [k, v] : doc.items()) {
     if (!out.empty()) out += ',';
     out += k + "=" + v.get<std::string>();
   }

@@ -7,10 +7,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sstream>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -24,7 +24,8 @@ class PluginAuditTest : public PluginTestBase {
   // The JSON objects among the lines of `text` (other lines, e.g. spdlog's, are skipped).
   static std::vector<nlohmann::json> JsonLines(const std::string& text) {
     std::vector<nlohmann::json> out;
-    for (std::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
       if (line.empty() || line.front() != '{') continue;
       nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
       if (!j.is_discarded()) out.push_back(std::move(j));
