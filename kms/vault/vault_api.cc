@@ -237,8 +237,11 @@ absl::StatusOr<SecretBytes> VaultApi::Call(std::string_view operation, std::stri
         retryable = err.retryable && (idempotent || err.not_acted);
       }
     }
-    absl::StatusOr<absl::Duration> delay = last;
-    if (retryable) delay = RetryDelay(options_.retry, attempt, deadline, last);
+    absl::StatusOr<absl::Duration> delay = absl::ZeroDuration();
+    if (!last.ok()) {
+      delay = last;
+      if (retryable) delay = RetryDelay(options_.retry, attempt, deadline, last);
+    }
     report.request_id = request_id;
     report.code = last.code();
     report.error_class = ErrorClassOf(last, report.http_status == 429);
