@@ -61,23 +61,31 @@ struct AdminGrpcService::Methods {
 };
 
 AdminGrpcService::AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool,
-                                   absl::Duration call_timeout)
-    : envelope_(envelope), pool_(pool), call_timeout_(call_timeout) {}
+                                   absl::Duration call_timeout, PluginMetrics* metrics)
+    : envelope_(envelope), pool_(pool), call_timeout_(call_timeout), metrics_(metrics) {}
 
 AdminGrpcService::~AdminGrpcService() = default;
 
+template <typename Call>
+void AdminGrpcService::Finish(Call* call, AdminMethod method, const grpc::Status& status) {
+  if (metrics_ != nullptr) metrics_->ObserveAdminCall(method, status.error_code());
+  call->Finish(status);
+}
+
 template <typename Call, typename Action>
-void AdminGrpcService::RunAndReport(Call* call, const char* what, Action action) {
+void AdminGrpcService::RunAndReport(Call* call, AdminMethod method, const char* what,
+                                    Action action) {
   if (connections_ == nullptr || !connections_->IsAdmin(call->context().peer())) {
-    call->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                              "the admin API is served only on the admin socket"));
+    Finish(call, method,
+           grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        "the admin API is served only on the admin socket"));
     return;
   }
   if (what != nullptr) spdlog::info("admin: {}", what);
-  pool_->Submit([this, call, action] {
+  pool_->Submit([this, call, method, action] {
     absl::Status status = action(AdminContext(call->context(), call_timeout_));
     FillReport(envelope_->Report(), call->response());
-    call->Finish(ToGrpcStatus(status));
+    Finish(call, method, ToGrpcStatus(status));
   });
 }
 
@@ -89,9 +97,10 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
                        grpc::ServerCompletionQueue* q,
                        void* tag) { service_.RequestRefresh(c, r, w, q, q, tag); },
                 [this](RefreshCall* call) {
-                  RunAndReport(call, "refresh requested", [this](const CallContext& ctx) {
-                    return envelope_->Refresh(ctx, /*force=*/true);
-                  });
+                  RunAndReport(call, AdminMethod::kRefresh, "refresh requested",
+                               [this](const CallContext& ctx) {
+                                 return envelope_->Refresh(ctx, /*force=*/true);
+                               });
                 },
                 cq};
   m->rotate_data_key = {
@@ -99,7 +108,7 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
              grpc::ServerCompletionQueue* q,
              void* tag) { service_.RequestRotateDataKey(c, r, w, q, q, tag); },
       [this](RotateDataKeyCall* call) {
-        RunAndReport(call, "data key rotation requested",
+        RunAndReport(call, AdminMethod::kRotateDataKey, "data key rotation requested",
                      [this](const CallContext& ctx) { return envelope_->RotateDataKey(ctx); });
       },
       cq};
@@ -107,16 +116,17 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
                           grpc::ServerCompletionQueue* q,
                           void* tag) { service_.RequestRotateKek(c, r, w, q, q, tag); },
                    [this](RotateKekCall* call) {
-                     RunAndReport(call, "KEK rotation requested", [this](const CallContext& ctx) {
-                       return envelope_->RotateKek(ctx);
-                     });
+                     RunAndReport(
+                         call, AdminMethod::kRotateKek, "KEK rotation requested",
+                         [this](const CallContext& ctx) { return envelope_->RotateKek(ctx); });
                    },
                    cq};
   m->report = {[this](grpc::ServerContext* c, ReportRequest* r, ReportCall::Writer* w,
                       grpc::ServerCompletionQueue* q,
                       void* tag) { service_.RequestReport(c, r, w, q, q, tag); },
                [this](ReportCall* call) {
-                 RunAndReport(call, nullptr, [](const CallContext&) { return absl::OkStatus(); });
+                 RunAndReport(call, AdminMethod::kReport, nullptr,
+                              [](const CallContext&) { return absl::OkStatus(); });
                },
                cq};
   for (int i = 0; i < slots; ++i) {

@@ -14,6 +14,7 @@
 #include "plugin/async_call.h"
 #include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
+#include "plugin/metrics.h"
 #include "plugin/peer_listener.h"
 #include "proto/admin/admin.grpc.pb.h"
 
@@ -22,7 +23,10 @@ namespace kmsplugin {
 class AdminGrpcService {
  public:
   // All must outlive the service; `call_timeout` bounds backend calls made for admin requests.
-  AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool, absl::Duration call_timeout);
+  // Each call, served or refused, is counted in `metrics` (kms_plugin_admin_calls_total) unless
+  // it is null.
+  AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool, absl::Duration call_timeout,
+                   PluginMetrics* metrics = nullptr);
   ~AdminGrpcService();
 
   grpc::Service* service() { return &service_; }
@@ -40,11 +44,14 @@ class AdminGrpcService {
   // On the admin socket: logs `what`, runs `action` on the pool and answers with its status and
   // a fresh report. Elsewhere: UNIMPLEMENTED.
   template <typename Call, typename Action>
-  void RunAndReport(Call* call, const char* what, Action action);
+  void RunAndReport(Call* call, AdminMethod method, const char* what, Action action);
+  template <typename Call>
+  void Finish(Call* call, AdminMethod method, const grpc::Status& status);
 
   EnvelopeService* const envelope_;
   BlockingPool* const pool_;
   const absl::Duration call_timeout_;
+  PluginMetrics* const metrics_;
   const AdminConnections* connections_ = nullptr;
   Admin::AsyncService service_;
   std::vector<std::unique_ptr<Methods>> methods_;
