@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "nlohmann/json.hpp"
 #include "tests/integration/plugin_test_base.h"
 #include "tests/prometheus_text.h"
 
