@@ -15,7 +15,6 @@ namespace {
 
 using ::kmsplugin::testing::ParsePromText;
 using ::kmsplugin::testing::PromText;
-using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Optional;
 
