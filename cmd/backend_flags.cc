@@ -100,6 +100,9 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
   cmd->add_option("--aws-ca-file", flags->aws_ca_file,
                   "--kms aws: PEM CA bundle to verify the endpoint with (default: the system's)");
   cmd->add_flag("--aws-fips", flags->aws_fips, "--kms aws: use the FIPS endpoints");
+  cmd->add_flag("--fips", flags->fips,
+                "FIPS mode: load OpenSSL's FIPS provider and use it for every primitive (refuse "
+                "to start without one); with --kms aws also the FIPS endpoints");
   cmd->add_option("--aws-encryption-context", flags->aws_encryption_context,
                   "--kms aws: extra encryption context entries k=v,k2=v2 (the entry "
                   "kms-plugin=kubernetes-kms-v2 is always added); changing them later makes "
@@ -119,6 +122,20 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
   AddVaultFlags(cmd, flags);
 }
 
+absl::StatusOr<aws::AwsKmsOptions> AwsKmsOptionsFrom(const BackendFlags& flags) {
+  aws::AwsKmsOptions options;
+  options.key_id = flags.aws_key_id;
+  options.region = flags.aws_region;
+  options.endpoint = flags.aws_endpoint;
+  options.ca_file = flags.aws_ca_file;
+  options.fips = flags.aws_fips || flags.fips;
+  options.allow_insecure_http = flags.aws_insecure_http_for_tests;
+  auto context = aws::ParseEncryptionContext(flags.aws_encryption_context);
+  if (!context.ok()) return context.status();
+  options.encryption_context = std::move(*context);
+  return options;
+}
+
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(
     const BackendFlags& flags, const Clock* clock, RemoteAttemptObserver* observer) {
   SetSecretFileSymlinksAllowed(flags.allow_secret_symlinks);
@@ -131,18 +148,10 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(
     return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
   }
   if (flags.kms == "aws") {
-    aws::AwsKmsOptions options;
-    options.key_id = flags.aws_key_id;
-    options.observer = observer;
-    options.region = flags.aws_region;
-    options.endpoint = flags.aws_endpoint;
-    options.ca_file = flags.aws_ca_file;
-    options.fips = flags.aws_fips;
-    options.allow_insecure_http = flags.aws_insecure_http_for_tests;
-    auto context = aws::ParseEncryptionContext(flags.aws_encryption_context);
-    if (!context.ok()) return context.status();
-    options.encryption_context = std::move(*context);
-    auto kms = aws::AwsKms::Create(std::move(options), clock);
+    auto options = AwsKmsOptionsFrom(flags);
+    if (!options.ok()) return options.status();
+    options->observer = observer;
+    auto kms = aws::AwsKms::Create(*std::move(options), clock);
     if (!kms.ok()) return kms.status();
     return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
   }

@@ -9,6 +9,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "base/clock.h"
+#include "kms/aws/aws_kms.h"
 #include "kms/key_encryption_service.h"
 #include "kms/remote_attempt.h"
 
@@ -16,6 +17,9 @@ namespace kmsplugin {
 
 struct BackendFlags {
   std::string kms = "local";
+  // --fips (serve): FIPS mode; besides OpenSSL's FIPS provider (crypto/fips.h), the backends'
+  // FIPS endpoints (--kms aws: as --aws-fips).
+  bool fips = false;
   // --kms local
   std::string local_keyring = "/var/lib/kms-plugin/keyring.json";
   // Every backend: secret files (keyring, credentials, tokens) may be symlinks.
@@ -52,6 +56,10 @@ struct BackendFlags {
 
 // Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.
 void AddBackendFlags(CLI::App* cmd, BackendFlags* flags);
+
+// The AwsKms options of --kms aws (fips under --aws-fips or --fips). INVALID_ARGUMENT for a bad
+// --aws-encryption-context.
+absl::StatusOr<aws::AwsKmsOptions> AwsKmsOptionsFrom(const BackendFlags& flags);
 
 // Builds the backend named by --kms. `clock` and `observer` (told about every KMS request
 // attempt, kms/remote_attempt.h; may be null) must outlive it.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/logging.h"
 #include "base/printable.h"
 #include "base/status.h"
 #include "cmd/flags.h"
@@ -44,6 +45,7 @@ struct ReencryptFlags {
   absl::Duration etcd_timeout = absl::Seconds(30);
   absl::Duration progress_interval = absl::Seconds(5);
   std::vector<std::string> recovery_private_keys;
+  std::string log_format = "text";
 };
 
 int Fatal(std::string_view what, const absl::Status& status) {
@@ -54,6 +56,9 @@ int Fatal(std::string_view what, const absl::Status& status) {
 }
 
 int RunReencrypt(const ReencryptFlags& flags) {
+  absl::StatusOr<LogFormat> log_format = ParseLogFormat(flags.log_format);
+  if (!log_format.ok()) return Fatal("--log-format", log_format.status());
+  if (absl::Status s = InitLogging("info", *log_format); !s.ok()) return Fatal("logging", s);
   auto config = reencrypt::LoadEncryptionConfigFile(flags.encryption_config);
   if (!config.ok()) return Fatal("encryption config", config.status());
 
@@ -182,6 +187,11 @@ void AddReencryptCommand(CLI::App& app, int* exit_code) {
                   "plugin cannot decrypt are opened with it (serve --recovery-public-key)")
       ->allow_extra_args(false)
       ->check(CLI::ExistingFile);
+  cmd->add_option("--log-format", flags->log_format,
+                  "Format of the log records on stderr: text or json (serve's format; the progress "
+                  "lines and the stdout summary are unchanged)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   cmd->callback([flags, exit_code] { *exit_code = RunReencrypt(*flags); });
 }
 

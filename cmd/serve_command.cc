@@ -11,7 +11,9 @@
 #include "cmd/commands.h"
 #include "cmd/flags.h"
 #include "cmd/shutdown_signals.h"
+#include "crypto/fips.h"
 #include "crypto/rsa_oaep.h"
+#include "fmt/format.h"
 #include "kms/secret_file.h"
 #include "plugin/admin_service.h"
 #include "plugin/audit_log.h"
@@ -33,6 +35,7 @@ struct ServeFlags {
   std::string admin_socket;  // Default derived from --listen.
   std::string health_addr;
   std::string log_level = "info";
+  std::string log_format = "text";
   BackendFlags backend;
   EnvelopeOptions envelope;
   absl::Duration key_poll_interval = absl::Minutes(1);
@@ -64,14 +67,23 @@ int RunServe(const ServeFlags& flags) {
   ShutdownSignals signals;
   signal(SIGPIPE, SIG_IGN);
 
-  if (absl::Status s = InitLogging(flags.log_level); !s.ok()) {
-    fprintf(stderr, "kms-plugin serve: %s\n", std::string(s.message()).c_str());
+  absl::StatusOr<LogFormat> log_format = ParseLogFormat(flags.log_format);
+  absl::Status logging =
+      log_format.ok() ? InitLogging(flags.log_level, *log_format) : log_format.status();
+  if (!logging.ok()) {
+    fprintf(stderr, "kms-plugin serve: %s\n", std::string(logging.message()).c_str());
     return 2;
   }
   auto fail = [](std::string_view what, const absl::Status& s) {
     spdlog::critical("{}: {}", what, s.ToString());
     return 1;
   };
+  // Before any key, socket or backend: with --fips nothing may run on another provider.
+  if (flags.backend.fips) {
+    if (absl::Status s = EnableFips(); !s.ok()) return fail("cannot start in FIPS mode", s);
+    spdlog::info("FIPS mode: OpenSSL's FIPS provider for every primitive{}",
+                 flags.backend.kms == "aws" ? ", AWS KMS FIPS endpoints" : "");
+  }
   absl::StatusOr<ListenAddress> listen = ParseListenAddress(flags.listen);
   if (!listen.ok()) return fail("bad --listen", listen.status());
   absl::StatusOr<std::vector<uid_t>> allowed_uids = ParseAllowedUids(flags.allowed_uids);
@@ -108,9 +120,12 @@ int RunServe(const ServeFlags& flags) {
     spdlog::info("audit log: {} (SIGUSR1 reopens it)", audit->target());
   }
   PluginMetrics metrics;
-  auto backend =
-      CreateBackend(flags.backend, clock, attempt_observers.empty() ? nullptr : &attempt_observers);
+  // kms_plugin_kms_retries_total: counts the attempts the backend will retry.
+  RetryMetrics retry_metrics(&metrics);
+  attempt_observers.Add(&retry_metrics);
+  auto backend = CreateBackend(flags.backend, clock, &attempt_observers);
   if (!backend.ok()) return fail("cannot start the KMS backend", backend.status());
+  metrics.InitBackend((*backend)->Name());
   auto envelope = EnvelopeService::Create(
       envelope_options, std::make_unique<InstrumentedKes>(std::move(*backend), &metrics), clock);
   if (!envelope.ok()) return fail("bad options", envelope.status());
@@ -127,7 +142,7 @@ int RunServe(const ServeFlags& flags) {
   // never on the serving threads.
   BlockingPool pool(flags.max_threads);
   KmsV2GrpcService kms_service(envelope->get(), &metrics, &pool);
-  AdminGrpcService admin_service(envelope->get(), &pool, flags.kms_timeout, audit.get());
+  AdminGrpcService admin_service(envelope->get(), &pool, flags.kms_timeout, audit.get(), &metrics);
   ServerOptions server_options;
   server_options.serving_threads = flags.serving_threads;
   server_options.allowed_uids = *allowed_uids;
@@ -144,9 +159,19 @@ int RunServe(const ServeFlags& flags) {
     health = std::move(*h);
   }
   PluginStatus st = (*envelope)->Status();
-  spdlog::info("serving KMS v2 on {} (admin {}{}{}); backend {}, key_id {}, healthz {}",
-               listen->display, admin.ok() ? admin->display : "off", flags.health_addr.empty() ? "" : ", health http://",
-               flags.health_addr, flags.backend.kms, st.key_id, st.healthz);
+  {
+    // The health address with the port the kernel picked for HOST:0.
+    std::string health_display;
+    if (health != nullptr) {
+      health_display = fmt::format(", health http://{}:{}",
+                                   flags.health_addr.substr(0, flags.health_addr.rfind(':')),
+                                   health->port());
+    }
+    ScopedLogContext log_context("", st.key_id);
+    spdlog::info("serving KMS v2 on {} (admin {}{}); backend {}, key_id {}, healthz {}",
+                 listen->display, admin.ok() ? admin->display : "off", health_display,
+                 flags.backend.kms, st.key_id, st.healthz);
+  }
 
   signals.Serving();
   int sig = signals.Wait();
@@ -186,6 +211,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--log-level", flags->log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  cmd->add_option("--log-format", flags->log_format,
+                  "text (one line per record) or json (one JSON object per line: time, level, "
+                  "msg, and uid and key_id within a request)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   AddBackendFlags(cmd, &flags->backend);
   AddDurationFlag(cmd, "--key-poll-interval", &flags->key_poll_interval, absl::Milliseconds(100),
                   "How often the KMS is probed for the current KEK version");

@@ -61,22 +61,35 @@ struct AdminGrpcService::Methods {
 };
 
 AdminGrpcService::AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool,
-                                   absl::Duration call_timeout, AuditLog* audit)
-    : envelope_(envelope), pool_(pool), call_timeout_(call_timeout), audit_(audit) {}
+                                   absl::Duration call_timeout, AuditLog* audit,
+                                   PluginMetrics* metrics)
+    : envelope_(envelope),
+      pool_(pool),
+      call_timeout_(call_timeout),
+      audit_(audit),
+      metrics_(metrics) {}
 
 AdminGrpcService::~AdminGrpcService() = default;
 
+template <typename Call>
+void AdminGrpcService::Finish(Call* call, AdminMethod method, const grpc::Status& status) {
+  if (metrics_ != nullptr) metrics_->ObserveAdminCall(method, status.error_code());
+  call->Finish(status);
+}
+
 template <typename Call, typename Action>
-void AdminGrpcService::RunAndReport(Call* call, const char* name, const char* what, Action action) {
+void AdminGrpcService::RunAndReport(Call* call, AdminMethod method, const char* name,
+                                    const char* what, Action action) {
   const std::optional<PeerCred> peer =
       connections_ == nullptr ? std::nullopt : connections_->AdminPeer(call->context().peer());
   if (!peer.has_value()) {
-    call->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                              "the admin API is served only on the admin socket"));
+    Finish(call, method,
+           grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        "the admin API is served only on the admin socket"));
     return;
   }
   if (what != nullptr) spdlog::info("admin: {} (uid {}, pid {})", what, peer->uid, peer->pid);
-  pool_->Submit([this, call, name, cred = *peer, action] {
+  pool_->Submit([this, call, method, name, cred = *peer, action] {
     const absl::Time start = absl::Now();
     const std::string before = audit_ != nullptr ? envelope_->Status().key_id : "";
     absl::Status status = action(AdminContext(call->context(), call_timeout_));
@@ -93,7 +106,7 @@ void AdminGrpcService::RunAndReport(Call* call, const char* name, const char* wh
       audit_->RecordAdmin(record);
     }
     FillReport(report, call->response());
-    call->Finish(ToGrpcStatus(status));
+    Finish(call, method, ToGrpcStatus(status));
   });
 }
 
@@ -105,7 +118,7 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
                        grpc::ServerCompletionQueue* q,
                        void* tag) { service_.RequestRefresh(c, r, w, q, q, tag); },
                 [this](RefreshCall* call) {
-                  RunAndReport(call, "refresh", "refresh requested",
+                  RunAndReport(call, AdminMethod::kRefresh, "refresh", "refresh requested",
                                [this](const CallContext& ctx) {
                                  return envelope_->Refresh(ctx, /*force=*/true);
                                });
@@ -116,7 +129,8 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
              grpc::ServerCompletionQueue* q,
              void* tag) { service_.RequestRotateDataKey(c, r, w, q, q, tag); },
       [this](RotateDataKeyCall* call) {
-        RunAndReport(call, "rotate_data_key", "data key rotation requested",
+        RunAndReport(call, AdminMethod::kRotateDataKey, "rotate_data_key",
+                     "data key rotation requested",
                      [this](const CallContext& ctx) { return envelope_->RotateDataKey(ctx); });
       },
       cq};
@@ -125,7 +139,7 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
                           void* tag) { service_.RequestRotateKek(c, r, w, q, q, tag); },
                    [this](RotateKekCall* call) {
                      RunAndReport(
-                         call, "rotate_kek", "KEK rotation requested",
+                         call, AdminMethod::kRotateKek, "rotate_kek", "KEK rotation requested",
                          [this](const CallContext& ctx) { return envelope_->RotateKek(ctx); });
                    },
                    cq};
@@ -133,7 +147,7 @@ void AdminGrpcService::Start(grpc::ServerCompletionQueue* cq, int slots,
                       grpc::ServerCompletionQueue* q,
                       void* tag) { service_.RequestReport(c, r, w, q, q, tag); },
                [this](ReportCall* call) {
-                 RunAndReport(call, "report", nullptr,
+                 RunAndReport(call, AdminMethod::kReport, "report", nullptr,
                               [](const CallContext&) { return absl::OkStatus(); });
                },
                cq};

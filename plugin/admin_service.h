@@ -17,6 +17,7 @@
 #include "plugin/audit_log.h"
 #include "plugin/blocking_pool.h"
 #include "plugin/envelope_service.h"
+#include "plugin/metrics.h"
 #include "plugin/peer_listener.h"
 #include "proto/admin/admin.grpc.pb.h"
 
@@ -25,9 +26,10 @@ namespace kmsplugin {
 class AdminGrpcService {
  public:
   // All must outlive the service; `call_timeout` bounds backend calls made for admin requests.
-  // `audit` may be null.
+  // `audit` (one line per admin call) may be null. Each call, served or refused, is counted in
+  // `metrics` (kms_plugin_admin_calls_total) unless it is null.
   AdminGrpcService(EnvelopeService* envelope, BlockingPool* pool, absl::Duration call_timeout,
-                   AuditLog* audit = nullptr);
+                   AuditLog* audit = nullptr, PluginMetrics* metrics = nullptr);
   ~AdminGrpcService();
 
   grpc::Service* service() { return &service_; }
@@ -45,12 +47,16 @@ class AdminGrpcService {
   // On the admin socket: logs `what` (unless null), runs `action` on the pool, answers with its
   // status and a fresh report, and writes the audit line for `name`. Elsewhere: UNIMPLEMENTED.
   template <typename Call, typename Action>
-  void RunAndReport(Call* call, const char* name, const char* what, Action action);
+  void RunAndReport(Call* call, AdminMethod method, const char* name, const char* what,
+                    Action action);
+  template <typename Call>
+  void Finish(Call* call, AdminMethod method, const grpc::Status& status);
 
   EnvelopeService* const envelope_;
   BlockingPool* const pool_;
   const absl::Duration call_timeout_;
   AuditLog* const audit_;
+  PluginMetrics* const metrics_;
   const AdminConnections* connections_ = nullptr;
   Admin::AsyncService service_;
   std::vector<std::unique_ptr<Methods>> methods_;

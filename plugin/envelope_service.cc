@@ -1,5 +1,7 @@
 #include "plugin/envelope_service.h"
 
+#include <algorithm>
+
 #include "absl/time/time.h"
 #include "base/status.h"
 #include "crypto/hash.h"
@@ -157,6 +159,8 @@ absl::StatusOr<std::shared_ptr<const EnvelopeService::DataKey>> EnvelopeService:
     current_ = dk;
   }
   cache_.Put(DekCache::KeyFor(dk->key_id, dk->wrapped), dk->aead);
+  data_keys_made_.fetch_add(1, std::memory_order_relaxed);
+  if (!old_key_id.empty()) key_id_changes_.fetch_add(1, std::memory_order_relaxed);
   if (!old_key_id.empty()) {
     spdlog::info("key_id changed from {} to {} ({})", old_key_id, dk->key_id, reason);
   } else {
@@ -445,6 +449,7 @@ absl::Status EnvelopeService::RotateDataKey(const CallContext& ctx) {
 
 absl::Status EnvelopeService::RotateKek(const CallContext& ctx) {
   KMSP_RETURN_IF_ERROR(kes_->RotateKek(ctx));
+  kek_rotations_.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("KEK rotated at the {} backend", kes_->Name());
   return Refresh(ctx, /*force=*/true);
 }
@@ -453,11 +458,17 @@ EnvelopeReport EnvelopeService::Report() const {
   EnvelopeReport r;
   r.status = Status();
   r.backend = std::string(kes_->Name());
+  const absl::Time now = clock_->Now();
   {
     absl::ReaderMutexLock lock(&mu_);
     if (current_ != nullptr) {
       r.data_key_created = FormatRfc3339(current_->created);
       r.data_key_uses = current_->uses.load();
+      r.data_key_age_seconds = std::max(0.0, absl::ToDoubleSeconds(now - current_->created));
+      const absl::Duration left = options_.outage_window - (now - last_probe_ok_);
+      r.outage_window_active =
+          !revoked_ && !last_probe_status_.ok() && left >= absl::ZeroDuration();
+      if (r.outage_window_active) r.outage_window_seconds_left = absl::ToDoubleSeconds(left);
     }
     r.kek_ids_seen = kek_ids_seen_;
     r.last_probe = FormatRfc3339(last_probe_);
@@ -468,6 +479,9 @@ EnvelopeReport EnvelopeService::Report() const {
     r.recovery_key_fingerprint = options_.recovery_key->FingerprintText();
   }
   r.recovery_wraps = recovery_wraps_.load();
+  r.data_keys_made = data_keys_made_.load();
+  r.key_id_changes = key_id_changes_.load();
+  r.kek_rotations = kek_rotations_.load();
   r.cache_size = cache_.size();
   r.cache_hits = cache_.hits();
   r.cache_misses = cache_.misses();

@@ -83,6 +83,16 @@ struct EnvelopeReport {
   std::string kek_description;
   std::string recovery_key_fingerprint;  // "sha256:<hex>", empty without a recovery key.
   uint64_t recovery_wraps = 0;           // Data keys wrapped under the recovery key since start.
+  // Coasting on cached keys through a KMS outage: the last probe failed (not a refusal), a data
+  // key is in use, and the outage window has not run out; then the seconds left of it (else 0).
+  bool outage_window_active = false;
+  double outage_window_seconds_left = 0;
+  double data_key_age_seconds = 0;  // Of the current data key; 0 without one.
+  // Since start: data keys made, key_id changes (a new KEK version seen), KEK rotations this
+  // plugin made (RotateKek).
+  uint64_t data_keys_made = 0;
+  uint64_t key_id_changes = 0;
+  uint64_t kek_rotations = 0;
 };
 
 class EnvelopeService {
@@ -188,6 +198,9 @@ class EnvelopeService {
   absl::Mutex rotate_mu_;  // Held across the wrap call of a DEK replacement.
   std::atomic<bool> replacement_scheduled_{false};
   std::atomic<uint64_t> recovery_wraps_{0};
+  std::atomic<uint64_t> data_keys_made_{0};
+  std::atomic<uint64_t> key_id_changes_{0};
+  std::atomic<uint64_t> kek_rotations_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const DataKey> current_ ABSL_GUARDED_BY(mu_);
   bool revoked_ ABSL_GUARDED_BY(mu_) = false;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <utility>
 
+#include "base/logging.h"
 #include "base/printable.h"
 #include "base/status.h"
 #include "spdlog/spdlog.h"
@@ -116,6 +117,7 @@ void KmsV2GrpcService::HandleStatus(StatusCall* call) {
 
 void KmsV2GrpcService::HandleEncrypt(EncryptCall* call) {
   absl::Time start = Begin();
+  ScopedLogContext log_context(call->request().uid(), "");
   if (grpc::Status uid_ok = CheckUid(call->request().uid()); !uid_ok.ok()) {
     End(call, RpcMethod::kEncrypt, call->request().uid(), start, uid_ok);
     return;
@@ -134,6 +136,7 @@ void KmsV2GrpcService::HandleEncrypt(EncryptCall* call) {
     return;
   }
   pool_->Submit([this, call, start] {
+    ScopedLogContext log_context(call->request().uid(), "");
     FinishEncrypt(call, start,
                   envelope_->Encrypt(call->request().plaintext(),
                                      ServerCallContext(call->context(), call->request().uid())));
@@ -147,6 +150,7 @@ void KmsV2GrpcService::FinishEncrypt(EncryptCall* call, absl::Time start,
     End(call, RpcMethod::kEncrypt, uid, start, ToGrpcStatus(result.status()));
     return;
   }
+  ScopedLogContext log_context(uid, result->key_id);
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("Encrypt uid={} plaintext {} bytes -> ciphertext {} bytes, key_id {}",
                   Printable(uid, 64), call->request().plaintext().size(),
@@ -162,6 +166,7 @@ void KmsV2GrpcService::FinishEncrypt(EncryptCall* call, absl::Time start,
 void KmsV2GrpcService::HandleDecrypt(DecryptCall* call) {
   absl::Time start = Begin();
   const v2::DecryptRequest& request = call->request();
+  ScopedLogContext log_context(request.uid(), request.key_id());
   if (grpc::Status uid_ok = CheckUid(request.uid()); !uid_ok.ok()) {
     End(call, RpcMethod::kDecrypt, request.uid(), start, uid_ok);
     return;
@@ -188,6 +193,7 @@ void KmsV2GrpcService::HandleDecrypt(DecryptCall* call) {
   }
   pool_->Submit([this, call, start, annotations] {
     const v2::DecryptRequest& r = call->request();
+    ScopedLogContext log_context(r.uid(), r.key_id());
     FinishDecrypt(call, start,
                   envelope_->Decrypt(r.ciphertext(), r.key_id(), *annotations,
                                      ServerCallContext(call->context(), r.uid())));

@@ -46,6 +46,12 @@ absl::StatusOr<std::unique_ptr<HealthServer>> HealthServer::Start(std::string_vi
   return server;
 }
 
+int HealthServer::port() const {
+  mg_server_port ports[1] = {};
+  if (ctx_ == nullptr || mg_get_server_ports(ctx_, 1, ports) < 1) return 0;
+  return ports[0].port;
+}
+
 HealthServer::~HealthServer() {
   if (ctx_ != nullptr) mg_stop(ctx_);
 }

@@ -22,12 +22,14 @@ namespace kmsplugin {
 
 class HealthServer {
  public:
-  // `address` is HOST:PORT (e.g. 127.0.0.1:8787). Both pointers must outlive the server.
+  // `address` is HOST:PORT (e.g. 127.0.0.1:8787; port 0 picks a free one, see port()). Both pointers must outlive the server.
   static absl::StatusOr<std::unique_ptr<HealthServer>> Start(std::string_view address,
                                                              EnvelopeService* envelope,
                                                              PluginMetrics* metrics);
   ~HealthServer();
   HealthServer(const HealthServer&) = delete;
+  // The TCP port it listens on (the one the kernel picked for a HOST:0 address); 0 if unknown.
+  int port() const;
   HealthServer& operator=(const HealthServer&) = delete;
 
  private:

@@ -16,33 +16,34 @@ const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
 }  // namespace
 
 template <typename F>
-auto InstrumentedKes::Observe(std::string_view op, F&& call) {
+auto InstrumentedKes::Observe(KmsOperation op, F&& call) {
   auto start = std::chrono::steady_clock::now();
   auto result = call();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const absl::Status& st = StatusOf(result);
-  metrics_->ObserveKmsCall(inner_->Name(), op, absl::StatusCodeToString(st.code()), seconds);
+  metrics_->ObserveKmsCall(inner_->Name(), op, st.code(), seconds);
   if (!st.ok()) {
-    spdlog::debug("kms {} {} failed after {:.1f} ms: {}", inner_->Name(), op, seconds * 1e3,
-                  st.ToString());
+    spdlog::debug("kms {} {} failed after {:.1f} ms: {}", inner_->Name(), KmsOperationName(op),
+                  seconds * 1e3, st.ToString());
   } else {
-    spdlog::debug("kms {} {} ok in {:.1f} ms", inner_->Name(), op, seconds * 1e3);
+    spdlog::debug("kms {} {} ok in {:.1f} ms", inner_->Name(), KmsOperationName(op),
+                  seconds * 1e3);
   }
   return result;
 }
 
 absl::StatusOr<WrappedKey> InstrumentedKes::Wrap(const SecretBytes& key, const CallContext& ctx) {
-  return Observe("wrap", [&] { return inner_->Wrap(key, ctx); });
+  return Observe(KmsOperation::kWrap, [&] { return inner_->Wrap(key, ctx); });
 }
 absl::StatusOr<SecretBytes> InstrumentedKes::Unwrap(const WrappedKey& wrapped,
                                                     const CallContext& ctx) {
-  return Observe("unwrap", [&] { return inner_->Unwrap(wrapped, ctx); });
+  return Observe(KmsOperation::kUnwrap, [&] { return inner_->Unwrap(wrapped, ctx); });
 }
 absl::StatusOr<KeyStatus> InstrumentedKes::Probe(const CallContext& ctx) {
-  return Observe("probe", [&] { return inner_->Probe(ctx); });
+  return Observe(KmsOperation::kProbe, [&] { return inner_->Probe(ctx); });
 }
 absl::Status InstrumentedKes::RotateKek(const CallContext& ctx) {
-  return Observe("rotate", [&] { return inner_->RotateKek(ctx); });
+  return Observe(KmsOperation::kRotate, [&] { return inner_->RotateKek(ctx); });
 }
 
 }  // namespace kmsplugin

@@ -24,7 +24,7 @@ class InstrumentedKes final : public KeyEncryptionService {
 
  private:
   template <typename F>
-  auto Observe(std::string_view op, F&& call);
+  auto Observe(KmsOperation op, F&& call);
 
   std::unique_ptr<KeyEncryptionService> inner_;
   PluginMetrics* metrics_;

@@ -123,7 +123,7 @@ TEST_F(PluginRecoveryTest, FingerprintIsInTheLogAndInMetrics) {
   EXPECT_EQ(metrics.status, 200);
   EXPECT_THAT(metrics.body,
               HasSubstr("kms_plugin_recovery_key_info{fingerprint=\"" + fp + "\"} 1"));
-  EXPECT_THAT(metrics.body, HasSubstr("kms_plugin_recovery_wraps 1"));
+  EXPECT_THAT(metrics.body, HasSubstr("kms_plugin_recovery_wraps_total 1"));
 }
 
 TEST_F(PluginRecoveryTest, WithoutTheFlagRepliesHaveOneAnnotationAndNoRecoveryMetric) {

@@ -269,6 +269,52 @@ TEST_F(EnvelopeServiceTest, EncryptAndCachedDecryptKeepWorkingThroughAnOutageWit
   EXPECT_EQ(svc_->Status().key_id, key_id);
 }
 
+// The report behind kms_plugin_outage_window_*, _data_key_age_seconds and _rotations_total.
+TEST_F(EnvelopeServiceTest, ReportShowsTheOutageWindowTheDataKeyAgeAndRotationCounts) {
+  EnvelopeOptions options;
+  options.outage_window = absl::Minutes(30);
+  Make(options);
+  ASSERT_THAT(svc_->Refresh(Ctx()), IsOk());
+  EnvelopeReport r = svc_->Report();
+  EXPECT_FALSE(r.outage_window_active);
+  EXPECT_EQ(r.outage_window_seconds_left, 0);
+  EXPECT_EQ(r.data_key_age_seconds, 0);
+  EXPECT_EQ(r.data_keys_made, 1u);
+  EXPECT_EQ(r.key_id_changes, 0u);
+  EXPECT_EQ(r.kek_rotations, 0u);
+  clock_.Advance(absl::Minutes(10));
+  EXPECT_EQ(svc_->Report().data_key_age_seconds, 600);
+  // A transient failure 15 minutes after the last good probe: 15 of the 30 minutes are left.
+  kes_->FailWith(absl::UnavailableError("kms down"));
+  clock_.Advance(absl::Minutes(5));
+  EXPECT_THAT(svc_->Refresh(Ctx()), StatusIs(absl::StatusCode::kUnavailable));
+  r = svc_->Report();
+  EXPECT_TRUE(r.outage_window_active);
+  EXPECT_EQ(r.outage_window_seconds_left, 15 * 60);
+  clock_.Advance(absl::Minutes(20));  // Past the window: no longer coasting (unhealthy).
+  r = svc_->Report();
+  EXPECT_FALSE(r.outage_window_active);
+  EXPECT_EQ(r.outage_window_seconds_left, 0);
+  kes_->Heal();
+  ASSERT_THAT(svc_->Refresh(Ctx()), IsOk());
+  EXPECT_FALSE(svc_->Report().outage_window_active);
+  // A KEK rotation: one by this plugin, a key_id change, a second data key (age 0).
+  ASSERT_THAT(svc_->RotateKek(Ctx()), IsOk());
+  r = svc_->Report();
+  EXPECT_EQ(r.kek_rotations, 1u);
+  EXPECT_EQ(r.key_id_changes, 1u);
+  EXPECT_EQ(r.data_keys_made, 2u);
+  EXPECT_EQ(r.data_key_age_seconds, 0);
+  ASSERT_THAT(svc_->RotateDataKey(Ctx()), IsOk());
+  r = svc_->Report();
+  EXPECT_EQ(r.data_keys_made, 3u);
+  EXPECT_EQ(r.key_id_changes, 1u);
+  // A refusal is not an outage: the plugin stops serving at once.
+  kes_->FailWith(absl::PermissionDeniedError("AccessDeniedException"));
+  EXPECT_THAT(svc_->Refresh(Ctx()), StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_FALSE(svc_->Report().outage_window_active);
+}
+
 TEST_F(EnvelopeServiceTest, RevokedKekMakesStatusUnhealthyAndPurgesCachedKeys) {
   ASSERT_THAT(svc_->Refresh(Ctx()), IsOk());
   std::string seed = Seed();
