@@ -13,7 +13,7 @@ std::optional<std::string> PlaceholderError(const std::vector<std::string>& args
     std::string flag;
     if (arg.rfind("--", 0) == 0) {
       flag = arg.substr(0, arg.find('='));
-    } else if (i > 0 && args[i - 1].rfind("-", 0) == 0 &&
+    } else if (i > 0 && args[i - 1].rfind('-', 0) == 0 &&
                args[i - 1].find('=') == std::string::npos) {
       flag = args[i - 1];
     } else {
