@@ -281,7 +281,7 @@ SANDBOXING = {
     "ProtectKernelLogs": "true", "ProtectControlGroups": "true", "RestrictNamespaces": "true",
     "RestrictSUIDSGID": "true", "LockPersonality": "true", "MemoryDenyWriteExecute": "true",
     "SystemCallArchitectures": "native", "SystemCallFilter": "@system-service",
-    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6", "UMask": "0077", "LimitCORE": "0",
+    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK", "UMask": "0077", "LimitCORE": "0",
 }
 
 
