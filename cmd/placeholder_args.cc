@@ -1,4 +1,4 @@
-// PlaceholderError: the refusal of a deploy/ template value still holding REPLACE_ME (see the header).
+// PlaceholderError: refuses a deploy/ template value still holding REPLACE_ME (see the header).
 #include "cmd/placeholder_args.h"
 
 #include "base/printable.h"
