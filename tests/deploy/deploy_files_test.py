@@ -1,8 +1,8 @@
 """Issue 13: deploy/ is safe when copied, and the Dockerfile is what CI builds and runs.
 
-Parses the files an operator copies (the static pods, the systemd units, the EncryptionConfiguration,
-the kubeadm ClusterConfiguration, ./Dockerfile) and checks them against each other and against the
-built binary (KMS_PLUGIN_BINARY): every flag is one `kms-plugin serve` accepts, every placeholder
+Parses the files an operator copies (the static pods, the systemd units, the
+EncryptionConfiguration, the kubeadm ClusterConfiguration, ./Dockerfile) and checks them against
+each other and against the built binary (KMS_PLUGIN_BINARY): every flag is one `kms-plugin serve` accepts, every placeholder
 makes the binary refuse to start, the paths and ports agree, `systemd-analyze verify` accepts each
 unit, and the runtime image holds every library the binary needs.
 
@@ -281,7 +281,8 @@ SANDBOXING = {
     "ProtectKernelLogs": "true", "ProtectControlGroups": "true", "RestrictNamespaces": "true",
     "RestrictSUIDSGID": "true", "LockPersonality": "true", "MemoryDenyWriteExecute": "true",
     "SystemCallArchitectures": "native", "SystemCallFilter": "@system-service",
-    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK", "UMask": "0077", "LimitCORE": "0",
+    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6 AF_NETLINK", "UMask": "0077",
+    "LimitCORE": "0",
 }
 
 
@@ -376,7 +377,8 @@ class DockerfileTest(unittest.TestCase):
         dispatch = re.search(r'^case "\$\{1:-\}" in\n(.*?)^esac', dev, re.M | re.S).group(1)
         for run in runs:
             sub = run.split()[1]
-            self.assertRegex(dispatch, r"(?m)^\s+" + sub + r"\) ", f"dev.sh has no {sub} subcommand")
+            self.assertRegex(dispatch, r"(?m)^\s+" + sub + r"\) ",
+                             f"dev.sh has no {sub} subcommand")
         # CI's entry point runs `scripts/dev.sh test`; test_all's default steps each call deps.
         ci = read(os.path.join(REPO, ".ci", "run"))
         self.assertRegex(ci, r"(?m)^exec scripts/dev\.sh test$")
