@@ -2,9 +2,10 @@
 
 Parses the files an operator copies (the static pods, the systemd units, the
 EncryptionConfiguration, the kubeadm ClusterConfiguration, ./Dockerfile) and checks them against
-each other and against the built binary (KMS_PLUGIN_BINARY): every flag is one `kms-plugin serve` accepts, every placeholder
-makes the binary refuse to start, the paths and ports agree, `systemd-analyze verify` accepts each
-unit, and the runtime image holds every library the binary needs.
+each other and against the built binary (KMS_PLUGIN_BINARY): every flag is one `kms-plugin serve`
+accepts, every placeholder makes the binary refuse to start, the paths and ports agree,
+`systemd-analyze verify` accepts each unit, and the runtime image holds every library the binary
+needs.
 
 Run by ctest (tests/deploy/CMakeLists.txt) as
   KMS_PLUGIN_BINARY=build/kms-plugin /usr/bin/python3 -m unittest -v deploy_files_test
