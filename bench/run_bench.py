@@ -84,7 +84,8 @@ class Bench:
         sock = os.path.join(d, "kms.sock")
         argv = [self.plugin_bin, "serve", "--listen", "unix://" + sock, "--log-level", "warn"]
         if local:
-            argv += ["--kms", "local", "--local-keyring", os.path.join(d, "keyring.json")]
+            argv += ["--kms", "local", "--local-keyring", os.path.join(d, "keyring.json"),
+                     "--local-keyring-create"]
         s = Server(name, argv + list(extra), sock, self.client, env=env,
                    log_path=os.path.join(d, "plugin.log"))
         self.servers.append(s)

@@ -86,8 +86,15 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
       ->check(CLI::IsMember({"local", "aws", "pkcs11", "vault"}));
   cmd->add_option(
          "--local-keyring", flags->local_keyring,
-         "--kms local: keyring file (created with mode 0600 when absent; development only)")
+         "--kms local: keyring file (development and single-node only; every node of a cluster "
+         "must use the same keyring)")
       ->capture_default_str();
+  cmd->add_flag("--local-keyring-create", flags->local_keyring_create,
+                "--kms local: create the keyring (mode 0600, new random keyring_id) when it is "
+                "absent; without it a missing keyring is an error");
+  cmd->add_option("--local-keyring-id", flags->local_keyring_id,
+                  "--kms local: refuse to start unless the keyring's keyring_id is exactly this "
+                  "(set it on every node; not with --local-keyring-create)");
   cmd->add_flag("--allow-secret-symlinks", flags->allow_secret_symlinks,
                 "Read secret files (the local keyring, AWS credential and token files) through a "
                 "symlink, as Kubernetes Secret, ConfigMap and projected volumes present them; "
@@ -143,6 +150,8 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(
     LocalKmsOptions options;
     options.keyring_path = flags.local_keyring;
     options.observer = observer;
+    options.create_if_missing = flags.local_keyring_create;
+    options.expected_keyring_id = flags.local_keyring_id;
     auto kms = LocalKms::Create(options, clock);
     if (!kms.ok()) return kms.status();
     return std::unique_ptr<KeyEncryptionService>(std::move(*kms));

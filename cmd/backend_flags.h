@@ -22,6 +22,8 @@ struct BackendFlags {
   bool fips = false;
   // --kms local
   std::string local_keyring = "/var/lib/kms-plugin/keyring.json";
+  bool local_keyring_create = false;  // Create a missing keyring (first node / single node).
+  std::string local_keyring_id;       // Refuse to start unless the keyring has this keyring_id.
   // Every backend: secret files (keyring, credentials, tokens) may be symlinks.
   bool allow_secret_symlinks = false;
   // --kms aws

@@ -3,7 +3,10 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
@@ -11,6 +14,7 @@
 #include "base/printable.h"
 #include "cmd/commands.h"
 #include "crypto/init.h"
+#include "cmd/placeholder_args.h"
 #include "cmd/reencrypt_command.h"
 
 namespace {
@@ -23,6 +27,15 @@ int Run(int argc, char** argv) {
 
   // Logs go to stderr (stdout is for results); `serve --log-level` sets its own level.
   (void)kmsplugin::InitLogging("info");
+
+  // A template from deploy/ copied without filling in its placeholders: refuse before any
+  // command starts (exit status 2, as for any other bad flag).
+  const char* manifest = std::getenv(kmsplugin::kManifestEnv);
+  if (auto error = kmsplugin::PlaceholderError(std::vector<std::string>(argv + 1, argv + argc),
+                                               manifest == nullptr ? "" : manifest)) {
+    std::fprintf(stderr, "kms-plugin: %s\n", error->c_str());
+    return 2;
+  }
 
   CLI::App app{"kms-plugin: a Kubernetes KMS v2 plugin with a local key hierarchy, and its tools"};
   app.require_subcommand(1);

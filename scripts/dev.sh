@@ -6,6 +6,8 @@
 #                         fuzz, tsan, tidy)
 #   scripts/dev.sh deps   only install what is missing
 #   scripts/dev.sh build  deps + build
+#   scripts/dev.sh release  deps + a Release build of only the kms-plugin binary
+#                         (RELEASE_BUILD_DIR, default build-release; what ./Dockerfile runs)
 #   scripts/dev.sh fuzz   a short libFuzzer + ASan/UBSan run of every parser of untrusted bytes
 #                         (FUZZ_SECONDS each, default 20)
 #   scripts/dev.sh sanitize  clang-14 ASan+UBSan build (tests + fuzzers, build-asan): every unit
@@ -28,9 +30,9 @@ PACKAGES=(
   libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libabsl-dev
   libcli11-dev libyaml-cpp-dev libsodium-dev prometheus-cpp-dev libcivetweb-dev libp11-kit-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev clang-tidy-14
-  softhsm2 opensc etcd-server
+  softhsm2 opensc etcd-server systemd
   python3 python3-boto3 python3-botocore python3-hvac python3-grpcio python3-protobuf
-  python3-matplotlib python3-nacl python3-cryptography
+  python3-matplotlib python3-nacl python3-cryptography python3-yaml
 )
 
 as_root() {
@@ -59,6 +61,16 @@ build() {
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }
 
+# The binary the container image ships (./Dockerfile): Release, no tests, no benchmarks.
+release() {
+  deps
+  local dir=${RELEASE_BUILD_DIR:-build-release}
+  echo "== building kms-plugin in $dir (Release)"
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKMSP_BUILD_TESTS=OFF \
+    -DKMSP_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$dir" -j "$JOBS" --target kms-plugin
+}
+
 run() {
   build
   local home=${KMS_PLUGIN_HOME:-/tmp/kms-plugin-dev}
@@ -70,7 +82,7 @@ run() {
   echo "   health:   http://127.0.0.1:8787/healthz  (metrics: /metrics)"
   echo "   check it: $BUILD_DIR/kms-plugin status --socket unix://$home/kms.sock"
   exec "$BUILD_DIR/kms-plugin" serve --listen "unix://$home/kms.sock" --kms local \
-    --local-keyring "$home/keyring.json" --health-addr 127.0.0.1:8787
+    --local-keyring "$home/keyring.json" --local-keyring-create --health-addr 127.0.0.1:8787
 }
 
 # What CI runs. Each step is timed (the summary at the end); SKIP_STEPS="tidy tsan" leaves steps out.
@@ -246,10 +258,11 @@ case "${1:-}" in
   test) test_all ;;
   deps) deps ;;
   build) build ;;
+  release) release ;;
   fuzz) fuzz ;;
   sanitize) sanitize ;;
   tsan) tsan ;;
   tidy) tidy ;;
   bench) shift; bench "$@" ;;
-  *) echo "usage: $0 run|test|deps|build|fuzz|sanitize|tsan|tidy|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 run|test|deps|build|release|fuzz|sanitize|tsan|tidy|bench" >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "base/error_text.h"
+#include "base/printable.h"
 #include "base/status.h"
 #include "crypto/random.h"
 #include "fmt/format.h"
@@ -44,12 +45,21 @@ absl::StatusOr<std::unique_ptr<LocalKms>> LocalKms::Create(const LocalKmsOptions
   if (options.keyring_path.empty() || options.keyring_path[0] != '/') {
     return absl::InvalidArgumentError("--local-keyring must be an absolute path");
   }
+  if (!options.expected_keyring_id.empty() && options.create_if_missing) {
+    return absl::InvalidArgumentError(
+        "--local-keyring-id cannot be combined with --local-keyring-create: a new keyring gets a "
+        "new random keyring_id; copy the cluster's keyring file instead");
+  }
   std::unique_ptr<LocalKms> kms(new LocalKms(options, clock));
   // lstat: a symlink (even a dangling one) is never replaced by a new keyring.
   struct stat st;
   if (lstat(options.keyring_path.c_str(), &st) != 0 && errno == ENOENT) {
     if (!options.create_if_missing) {
-      return absl::NotFoundError(fmt::format("keyring {} does not exist", options.keyring_path));
+      return absl::NotFoundError(fmt::format(
+          "local keyring {} does not exist. Every node must use the same keyring: copy the "
+          "cluster's keyring file here (mode 0600), or pass --local-keyring-create to create a new "
+          "one (the first node, or a single-node cluster)",
+          options.keyring_path));
     }
     KMSP_ASSIGN_OR_RETURN(auto lock,
                           KeyringLock::Acquire(options.keyring_path, absl::InfiniteFuture()));
@@ -61,13 +71,24 @@ absl::StatusOr<std::unique_ptr<LocalKms>> LocalKms::Create(const LocalKmsOptions
       file.primary = 1;
       file.entries.push_back(std::move(first));
       KMSP_RETURN_IF_ERROR(WriteKeyringFile(options.keyring_path, file));
-      spdlog::warn("created local keyring {} (keyring_id {}, mode 0600)", options.keyring_path,
-                   file.keyring_id);
+      spdlog::warn(
+          "created a NEW local keyring {} with keyring_id {} (mode 0600); every node of this "
+          "cluster must use a copy of this file (and may pass --local-keyring-id {})",
+          options.keyring_path, file.keyring_id, file.keyring_id);
     }
   }
   {
     absl::MutexLock lock(&kms->mu_);
     KMSP_RETURN_IF_ERROR(kms->ReloadIfChangedLocked());
+    const Keyring& ring = kms->ring_;
+    if (!options.expected_keyring_id.empty() && ring.keyring_id != options.expected_keyring_id) {
+      return absl::FailedPreconditionError(fmt::format(
+          "local keyring {} has keyring_id {}, not {} as --local-keyring-id requires; copy the "
+          "cluster's keyring file to this node (every node must share one keyring)",
+          options.keyring_path, ring.keyring_id, Printable(options.expected_keyring_id)));
+    }
+    spdlog::info("local keyring {}: keyring_id {}, primary version {} of {}", options.keyring_path,
+                 ring.keyring_id, ring.primary, ring.keks.size());
   }
   spdlog::warn(
       "KMS backend 'local' is a development backend: the KEKs are in the file {}; use a real KMS "
@@ -189,8 +210,10 @@ absl::StatusOr<SecretBytes> LocalKms::UnwrapNow(const WrappedKey& wrapped) {
   std::string_view keyring_id = id.substr(kPrefix.size(), 32);
   absl::MutexLock lock(&mu_);
   if (keyring_id != ring_.keyring_id) {
-    return absl::FailedPreconditionError(
-        fmt::format("key_id belongs to another keyring (this one is {})", ring_.keyring_id));
+    return absl::FailedPreconditionError(fmt::format(
+        "key_id is from local keyring {}, but this plugin's keyring {} is {}: all nodes must "
+        "share one keyring (copy the same keyring file to every node)",
+        Printable(keyring_id), options_.keyring_path, ring_.keyring_id));
   }
   if (ring_.keks.count(version) == 0) {
     // Another process may have rotated the keyring since we last read it.

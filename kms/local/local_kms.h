@@ -3,7 +3,16 @@
 // and single-node labs, and a real KMS (AWS KMS, Vault, PKCS#11) in production. It logs that it
 // is a development backend when it starts.
 //
-// Keyring file (JSON, mode 0600, created when absent):
+// One keyring per cluster. Every node's plugin must use the same keyring file (one shared file,
+// or byte-identical copies): a Secret written through one node's apiserver is wrapped under that
+// node's keyring, and a node with another keyring cannot read it. So the plugin never creates a
+// keyring silently: `serve --kms local` opens an existing file, and creates one only with
+// --local-keyring-create (the first node, or a single-node lab); --local-keyring-id ID refuses to
+// start unless the file's keyring_id is ID (set it on every node to the id of the one keyring).
+// At start the backend logs the path and keyring_id; a Decrypt of another keyring's key_id fails
+// naming both keyring_ids.
+//
+// Keyring file (JSON, mode 0600, created when absent and create_if_missing):
 //   {
 //     "kind": "kms-plugin-local-keyring",
 //     "format": 1,
@@ -53,7 +62,12 @@ namespace kmsplugin {
 
 struct LocalKmsOptions {
   std::string keyring_path;  // Absolute path of the keyring file.
+  // Create a keyring (one fresh version, a new random keyring_id) when the file is absent.
+  // `serve` sets it only with --local-keyring-create; without it a missing file is NOT_FOUND.
   bool create_if_missing = true;
+  // When not empty, Create() fails unless the file's keyring_id is exactly this (and it may not
+  // be combined with create_if_missing: a new keyring would have a new random id).
+  std::string expected_keyring_id;
   // A symlink as the keyring file; std::nullopt: the process-wide setting (kms/secret_file.h).
   std::optional<bool> allow_symlinks;
   // Rotations beyond this many versions are refused (tests lower it).
@@ -66,8 +80,10 @@ struct LocalKmsOptions {
 
 class LocalKms final : public KeyEncryptionService {
  public:
-  // Opens (or creates, with one fresh version) the keyring. INVALID_ARGUMENT for a relative path
-  // or a malformed or oversized file; FAILED_PRECONDITION if the file is readable by group or
+  // Opens (or creates, with one fresh version) the keyring. INVALID_ARGUMENT for a relative path,
+  // a malformed or oversized file, or expected_keyring_id with create_if_missing; NOT_FOUND for
+  // a missing file without create_if_missing; FAILED_PRECONDITION for a keyring_id other than
+  // expected_keyring_id; FAILED_PRECONDITION if the file is readable by group or
   // others, owned by another user, a symlink (not allowed) or not a regular file; UNAVAILABLE if
   // it cannot be read or written. `clock` must outlive the object.
   static absl::StatusOr<std::unique_ptr<LocalKms>> Create(const LocalKmsOptions& options,

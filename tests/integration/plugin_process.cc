@@ -337,7 +337,8 @@ std::string PluginBinary() {
 }
 
 std::vector<std::string> LocalKmsArgs(const std::string& keyring_path) {
-  return {"--kms", "local", "--local-keyring", keyring_path};
+  // The fixtures start on a fresh directory: they create the keyring, as a first node would.
+  return {"--kms", "local", "--local-keyring", keyring_path, "--local-keyring-create"};
 }
 
 std::string ListenToGrpcTarget(std::string_view listen) {

@@ -119,7 +119,7 @@ class Subprocess {
 
 // The built kms-plugin (KMSP_PLUGIN_BINARY).
 std::string PluginBinary();
-// {"--kms", "local", "--local-keyring", keyring_path}.
+// {"--kms", "local", "--local-keyring", keyring_path, "--local-keyring-create"}.
 std::vector<std::string> LocalKmsArgs(const std::string& keyring_path);
 // The gRPC C++ target for a `--listen` value: "unix:///p" and "/p" -> "unix:///p",
 // "unix:///@name" -> "unix-abstract:name" (kmsv2-contract.md §1.3).
