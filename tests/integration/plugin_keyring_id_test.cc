@@ -35,7 +35,9 @@ class PluginKeyringIdTest : public PluginTestBase {
     }
     auto exit = (*plugin)->process().Wait(absl::Seconds(30));
     EXPECT_TRUE(exit.ok()) << "not refused; log:\n" << (*plugin)->Log();
-    if (exit.ok()) EXPECT_TRUE(exit->exited && exit->code != 0) << exit->ToString();
+    if (exit.ok()) {
+      EXPECT_TRUE(exit->exited && exit->code != 0) << exit->ToString();
+    }
     return (*plugin)->Log();
   }
 

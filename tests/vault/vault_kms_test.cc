@@ -292,7 +292,9 @@ TEST_F(VaultKmsTest, AShortTtlTokenIsRenewedAtTwoThirdsOfItsTtl) {
   EXPECT_EQ(server_->Count("renew-self"), 1);
   auto log = server_->Requests();
   for (const auto& r : *log) {
-    if (r["op"] == "renew-self") EXPECT_EQ(r["granted"], 300);  // Asked for its TTL again.
+    if (r["op"] == "renew-self") {
+      EXPECT_EQ(r["granted"], 300);  // Asked for its TTL again.
+    }
   }
 }
 

@@ -143,7 +143,9 @@ TEST_F(VaultPluginE2eTest, ConformsToTheApiserverContractWithOneTransitEncryptFo
   EXPECT_EQ(server_->Count("encrypt"), 1);  // One wrapped data key serves every object.
   ITEST_ASSIGN_OR_FAIL(nlohmann::json log, server_->Requests());
   for (const auto& r : log) {
-    if (r["op"] == "encrypt") EXPECT_EQ(r["aad"], "kms-plugin/kubernetes-kms-v2:transit/k8s");
+    if (r["op"] == "encrypt") {
+      EXPECT_EQ(r["aad"], "kms-plugin/kubernetes-kms-v2:transit/k8s");
+    }
     EXPECT_EQ(r["client_cn"], "kms-plugin");
   }
 }
@@ -278,7 +280,8 @@ TEST_F(VaultPluginE2eTest, ASealedVaultIsAnOutageServedFromCachedKeysWithLivezUp
 }
 
 TEST_F(VaultPluginE2eTest, ARevokedTokenOrADisabledKeyMakesItUnhealthyAndPurgesCachedKeys) {
-  for (const std::string& how : {"revoked-token", "disabled-key"}) {
+  for (const char* name : {"revoked-token", "disabled-key"}) {
+    const std::string how = name;
     SCOPED_TRACE(how);
     ASSERT_THAT(
         server_->Admin("/admin/keys/disable", {{"name", "k8s"}, {"disabled", false}}).status(),
