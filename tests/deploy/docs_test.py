@@ -6,7 +6,9 @@
 - every kms_plugin_* metric named is one plugin/metrics.cc registers (read from the source, so the
   test fails until a documented metric exists);
 - every plugin message quoted in the troubleshooting table appears in the sources;
-- every relative link resolves (files, and #anchors to headings), and the README links the guide.
+- every relative link resolves (files, and #anchors to headings), and the README links the guide;
+- it has a section for each topic issue 13 lists;
+- its audit-log examples have exactly the fields plugin/audit_log.cc writes, in that order.
 
 Run by ctest (tests/deploy/CMakeLists.txt) as
   KMS_PLUGIN_BINARY=build/kms-plugin /usr/bin/python3 -m unittest -v docs_test
@@ -217,6 +219,36 @@ class GuideTest(unittest.TestCase):
         s = heading.strip().lower()
         s = re.sub(r"[^\w\- ]", "", s)
         return s.replace(" ", "-")
+
+    def test_the_guide_has_every_section_an_operator_needs(self):
+        # Issue 13's list, in the guide's own headings.
+        headings = [h.lower() for h in re.findall(r"(?m)^#+ (.+)$", self.text)]
+        for needed in ("install on kubeadm", "install with systemd", "first start",
+                       "rotation and re-encryption", "unreachable", "disabled",
+                       "reading the metrics", "reading the audit log", "upgrading",
+                       "troubleshooting", "messages from the plugin",
+                       "messages from kube-apiserver", "fips"):
+            self.assertTrue(any(needed in h for h in headings), f"no section on {needed}")
+
+    def test_the_audit_examples_have_exactly_the_fields_the_plugin_writes_in_order(self):
+        # The field names and order come from plugin/audit_log.cc (j["field"] = ... in OnAttempt
+        # and RecordAdmin), so a renamed, added or dropped field fails here until the guide says so.
+        source = read(os.path.join(REPO, "plugin", "audit_log.cc"))
+        writers = {}
+        for kind, fn in (("kms_request", "OnAttempt"), ("admin", "RecordAdmin")):
+            body = source.split(f"AuditLog::{fn}(", 1)[1].split("\n}\n", 1)[0]
+            writers[kind] = re.findall(r'j\["([a-z_]+)"\]', body)
+            self.assertGreaterEqual(len(writers[kind]), 9, kind)
+        examples = {}
+        for lang, body in self.blocks:
+            if lang != "json":
+                continue
+            for line in body.splitlines():
+                if line.startswith("{"):
+                    obj = json.loads(line)
+                    if obj.get("type") in writers:
+                        examples[obj["type"]] = list(obj.keys())
+        self.assertEqual(examples, writers)
 
     def test_the_readme_links_the_guide(self):
         self.assertIn("](docs/operations.md)", read(os.path.join(REPO, "README.md")))
