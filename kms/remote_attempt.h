@@ -9,6 +9,8 @@
 #ifndef KMSP_KMS_REMOTE_ATTEMPT_H_
 #define KMSP_KMS_REMOTE_ATTEMPT_H_
 
+#include <functional>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -39,8 +41,8 @@ struct RemoteAttempt {
   std::string_view error_class = "ok";            // ErrorClassOf() of that result.
   int http_status = 0;                            // 0 when there was no HTTP answer.
   absl::Duration latency;
-  int attempt = 1;          // From 1.
-  bool will_retry = false;  // The backend will try again after this one.
+  int attempt = 1;              // From 1.
+  bool will_retry = false;      // The backend will try again after this one.
   std::string_view request_id;  // The KMS's request id (AWS x-amzn-RequestId, Vault request_id).
   std::string_view uid;         // The apiserver request uid (CallContext::uid), may be empty.
 };
@@ -55,10 +57,15 @@ class RemoteAttemptObserver {
 
 // What a backend's call names (key, key_id, encryption context): the transport layers (AWS
 // KmsApi, VaultApi) know neither, so the backend hands them this with each call.
+//
+// key_id_from_answer: for a request where the KMS picks the key version (an encrypt), reads the
+// key_id a successful answer names, from public fields only ("" when it cannot tell); the
+// transport calls it on a 2xx answer when key_id is empty, so that line names the version too.
 struct AttemptSubject {
   std::string_view key;
   std::string_view key_id;
   std::string_view encryption_context;
+  std::function<std::string(std::string_view answer)> key_id_from_answer;
 };
 
 // The one place every backend reports an attempt through: logs it at debug level (one line per

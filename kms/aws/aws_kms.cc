@@ -180,9 +180,9 @@ absl::StatusOr<std::unique_ptr<AwsKms>> AwsKms::Create(AwsKmsOptions options, co
   }
   std::unique_ptr<CredentialsProvider> credentials = std::move(options.credentials);
   if (credentials == nullptr) {
-    credentials = MakeDefaultCredentialsChain(options.env, http.get(), clock,
-                                              DefaultChainOptions{options.region, options.fips,
-                                                                  options.allow_insecure_http});
+    credentials = MakeDefaultCredentialsChain(
+        options.env, http.get(), clock,
+        DefaultChainOptions{options.region, options.fips, options.allow_insecure_http});
   }
   auto kms = std::unique_ptr<AwsKms>(
       new AwsKms(std::move(options), std::move(http), std::move(credentials)));
@@ -235,8 +235,7 @@ AwsKms::AwsKms(AwsKmsOptions options, std::unique_ptr<HttpClient> http,
 
 AwsKms::~AwsKms() = default;
 
-absl::StatusOr<std::string> AwsKms::OwnedKeyArn(std::string_view kek_id,
-                                                const CallContext& ctx) {
+absl::StatusOr<std::string> AwsKms::OwnedKeyArn(std::string_view kek_id, const CallContext& ctx) {
   auto refuse = [&kek_id](std::string_view why) {
     return absl::FailedPreconditionError(fmt::format(
         "kek_id '{}' is not one of this AWS KMS backend ({})", PrintableKekId(kek_id), why));
@@ -269,6 +268,27 @@ absl::StatusOr<std::string> AwsKms::OwnedKeyArn(std::string_view kek_id,
   return configured;
 }
 
+namespace {
+
+// The "KeyMaterialId" string of a Decrypt answer, found by a plain search rather than a second
+// JSON parse: the answer also holds the plaintext, which no extra parse should copy. "" when
+// absent or not a plain printable id.
+std::string KeyMaterialIdOf(std::string_view answer) {
+  constexpr std::string_view kName = "\"KeyMaterialId\"";
+  size_t at = answer.find(kName);
+  if (at == std::string_view::npos) return "";
+  at += kName.size();
+  while (at < answer.size() && (answer[at] == ' ' || answer[at] == ':')) ++at;
+  if (at >= answer.size() || answer[at] != '"') return "";
+  const size_t end = answer.find('"', at + 1);
+  if (end == std::string_view::npos || end - at - 1 > 256) return "";
+  const std::string_view id = answer.substr(at + 1, end - at - 1);
+  if (id.empty() || id.find('\\') != std::string_view::npos || !PrintableAscii(id)) return "";
+  return std::string(id);
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> AwsKms::ConfiguredKeyArn(const CallContext& ctx) {
   {
     absl::MutexLock lock(&mu_);
@@ -288,8 +308,17 @@ absl::StatusOr<SecretBytes> AwsKms::Decrypt(std::string_view key_id, std::string
   req["CiphertextBlob"] = Base64Encode(blob);
   req["EncryptionContext"] = nlohmann::json::parse(context_json_);
   std::string text = req.dump();
+  AttemptSubject subject = Subject(kek_id);
+  if (kek_id.empty()) {
+    // The Decrypt that checks a fresh wrap: its answer's KeyMaterialId names the version, so the
+    // attempt report can carry the key_id.
+    subject.key_id_from_answer = [arn = std::string(key_id)](std::string_view answer) {
+      const std::string material = KeyMaterialIdOf(answer);
+      return material.empty() ? std::string() : MakeKekId(arn, material);
+    };
+  }
   KMSP_ASSIGN_OR_RETURN(SecretBytes body,
-                        api_->Call("Decrypt", SecretBytes::TakeFrom(text), ctx, Subject(kek_id)));
+                        api_->Call("Decrypt", SecretBytes::TakeFrom(text), ctx, subject));
   KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseJson(body, "Decrypt"));
   auto it = doc.find("Plaintext");
   if (it == doc.end() || !it->is_string()) {
@@ -340,8 +369,8 @@ absl::StatusOr<WrappedKey> AwsKms::Wrap(const SecretBytes& key, const CallContex
     return absl::InternalError("AWS KMS Decrypt of a freshly wrapped key gave other bytes");
   }
   if (!PrintableAscii(material)) {
-    return absl::UnavailableError(fmt::format("AWS KMS Decrypt: KeyMaterialId {} is malformed",
-                                              Printable(material)));
+    return absl::UnavailableError(
+        fmt::format("AWS KMS Decrypt: KeyMaterialId {} is malformed", Printable(material)));
   }
   if (material.empty()) {
     // No KeyMaterialId from Decrypt: use what DescribeKey says is current.

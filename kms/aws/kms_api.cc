@@ -221,6 +221,7 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
     report.attempt = ++sent;
     report.uid = ctx.uid;
     std::string request_id;  // Remote text: Printable() before it is kept.
+    std::string learned_key_id;
     bool retryable = false;
     bool throttled = false;
     bool refresh = false;
@@ -235,6 +236,10 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
       report.http_status = resp->status;
       if (resp->status == 200) {
         last = absl::OkStatus();
+        if (subject.key_id.empty() && subject.key_id_from_answer) {
+          learned_key_id = subject.key_id_from_answer(resp->body.Reveal());
+          report.key_id = learned_key_id;
+        }
       } else {
         AwsError err =
             ClassifyKmsError(operation, resp->status, resp->Header("x-amzn-errortype").value_or(""),

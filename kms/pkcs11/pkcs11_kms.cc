@@ -106,7 +106,8 @@ absl::Status Pkcs11Kms::Start() {
     mechanism_ = Mechanism::kAesKeyWrapPad;
   }
 
-  const absl::Time deadline = absl::Now() + startup_timeout_;
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + startup_timeout_;
   absl::Status problem;
   bool created = false;
   auto run = pool_->Run(deadline, [&](ck_session_handle_t session, uint64_t epoch) {
@@ -120,6 +121,9 @@ absl::Status Pkcs11Kms::Start() {
   });
   KMSP_RETURN_IF_ERROR(Outcome(run, problem, "start", false));
   if (created) {
+    // Creating the KEK is an audited token operation like a rotation's.
+    Report("C_GenerateKey", KekId(1), absl::OkStatus(), start,
+           CallContext{absl::InfiniteFuture(), "startup"});
     spdlog::info(
         "PKCS#11: no key labelled '{}' in token '{}' (serial {}): created {}, AES-256, "
         "sensitive and not extractable",

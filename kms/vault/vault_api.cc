@@ -219,6 +219,7 @@ absl::StatusOr<SecretBytes> VaultApi::Call(std::string_view operation, std::stri
     report.attempt = attempt;
     report.uid = ctx.uid;
     std::string request_id;
+    std::string learned_key_id;
     bool retryable = false;
     if (!resp.ok()) {
       last = Annotate(resp.status(), fmt::format("Vault {}", operation));
@@ -231,6 +232,10 @@ absl::StatusOr<SecretBytes> VaultApi::Call(std::string_view operation, std::stri
       request_id = RequestIdOf(resp->body);
       if (resp->status == 200 || resp->status == 204) {
         last = absl::OkStatus();
+        if (subject.key_id.empty() && subject.key_id_from_answer) {
+          learned_key_id = subject.key_id_from_answer(resp->body.Reveal());
+          report.key_id = learned_key_id;
+        }
       } else {
         VaultError err = ClassifyVaultError(operation, resp->status, resp->body.Reveal());
         last = err.status;

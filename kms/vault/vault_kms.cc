@@ -108,15 +108,15 @@ VaultKms::VaultKms(VaultKmsOptions options, std::unique_ptr<HttpClient> http)
 
 VaultKms::~VaultKms() = default;
 
-absl::StatusOr<SecretBytes> VaultKms::Authed(std::string_view operation, std::string_view method,
-                                             const std::string& path, const SecretBytes& body,
-                                             bool idempotent, const CallContext& ctx,
-                                             std::string_view kek_id) {
+absl::StatusOr<SecretBytes> VaultKms::Authed(
+    std::string_view operation, std::string_view method, const std::string& path,
+    const SecretBytes& body, bool idempotent, const CallContext& ctx, std::string_view kek_id,
+    std::function<std::string(std::string_view)> key_id_from_answer) {
   for (int round = 0;; ++round) {
     KMSP_ASSIGN_OR_RETURN(VaultAuth::Token token, auth_->Get(ctx));
     absl::StatusOr<SecretBytes> answer =
         api_->Call(operation, method, path, body, &token.value, idempotent, ctx,
-                   AttemptSubject{audit_key_, kek_id, ""});
+                   AttemptSubject{audit_key_, kek_id, "", key_id_from_answer});
     if (answer.ok() || answer.status().code() != absl::StatusCode::kPermissionDenied || round > 0) {
       return answer;
     }
@@ -133,8 +133,14 @@ absl::StatusOr<WrappedKey> VaultKms::Wrap(const SecretBytes& key, const CallCont
   const SecretBytes body = JsonObjectOfStrings({{"plaintext", b64}, {"associated_data", aad_b64_}});
   WipeString(b64);
   const std::string path = fmt::format("{}/encrypt/{}", options_.transit_mount, options_.key);
-  KMSP_ASSIGN_OR_RETURN(SecretBytes answer,
-                        Authed("transit encrypt", "POST", path, body, true, ctx));
+  // The answer's ciphertext (public: it is the wrapped key) names the version Vault used.
+  auto version_of_answer = [this](std::string_view text) -> std::string {
+    const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    const std::optional<int64_t> v = CiphertextVersion(StringField(doc, "data", "ciphertext"));
+    return v.has_value() ? kek_prefix_ + std::to_string(*v) : "";
+  };
+  KMSP_ASSIGN_OR_RETURN(SecretBytes answer, Authed("transit encrypt", "POST", path, body, true, ctx,
+                                                   {}, version_of_answer));
   KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "transit encrypt"));
   std::string ciphertext = StringField(doc, "data", "ciphertext");
   const std::optional<int64_t> reported = IntField(doc, "data", "key_version");

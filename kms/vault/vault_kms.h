@@ -43,6 +43,7 @@
 #define KMSP_KMS_VAULT_VAULT_KMS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -101,11 +102,13 @@ class VaultKms final : public KeyEncryptionService {
  private:
   VaultKms(VaultKmsOptions options, std::unique_ptr<HttpClient> http);
   // A call with the current token; after a 403 the token is replaced once and the call repeated.
-  // `kek_id` (may be empty) is only reported with the attempts.
-  absl::StatusOr<SecretBytes> Authed(std::string_view operation, std::string_view method,
-                                     const std::string& path, const SecretBytes& body,
-                                     bool idempotent, const CallContext& ctx,
-                                     std::string_view kek_id = {});
+  // `kek_id` (may be empty) and `key_id_from_answer` (may be null) are only used in the attempt
+  // reports (kms/remote_attempt.h).
+  absl::StatusOr<SecretBytes> Authed(
+      std::string_view operation, std::string_view method, const std::string& path,
+      const SecretBytes& body, bool idempotent, const CallContext& ctx,
+      std::string_view kek_id = {},
+      std::function<std::string(std::string_view)> key_id_from_answer = nullptr);
 
   const VaultKmsOptions options_;
   const std::string kek_prefix_;  // "vault:<ns>/<mount>/<key>/v"

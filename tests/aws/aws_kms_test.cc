@@ -225,7 +225,7 @@ TEST_F(AwsKmsTest, KekIdsOfOtherBackendsOrRegionsAreFailedPreconditionWithoutARe
   for (const std::string& id : {std::string("local:keyring/3"), std::string("aws:not-an-arn"),
                                 std::string("aws:arn:aws:kms:eu-west-1:111122223333:key/abc"),
                                 std::string("aws:arn:aws:s3:us-east-1:111122223333:key/abc"),
-        std::string("aws:arn:aws:kms:us-east-1:\xff:key/abc")}) {
+                                std::string("aws:arn:aws:kms:us-east-1:\xff:key/abc")}) {
     EXPECT_THAT(kms->Unwrap(WrappedKey{id, wrapped->blob}, Ctx()),
                 StatusIs(absl::StatusCode::kFailedPrecondition))
         << id;
@@ -312,6 +312,14 @@ TEST_F(AwsKmsTest, WrapAndUnwrapReportTheirAttemptsWithTheKekId) {
   auto kms = Make(std::move(o));
   absl::StatusOr<WrappedKey> wrapped = kms->Wrap(DataKey(), Ctx());
   ASSERT_THAT(wrapped, IsOk());
+  // Wrap: AWS's Encrypt answer does not say which key material it used, so that line has no
+  // key_id; the Decrypt that checks the fresh blob reads it from its answer's KeyMaterialId.
+  const std::vector<RecordedAttempt> wrap = observer.attempts();
+  ASSERT_EQ(wrap.size(), 2u);
+  EXPECT_EQ(wrap[0].operation, "Encrypt");
+  EXPECT_EQ(wrap[0].key_id, "");
+  EXPECT_EQ(wrap[1].operation, "Decrypt");
+  EXPECT_EQ(wrap[1].key_id, wrapped->kek_id);
   // The alias is resolved (DescribeKey) before the first Unwrap: count the Decrypts only.
   ASSERT_THAT(kms->Probe(Ctx()), IsOk());
   observer.Clear();

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/integration/audit_lines.h"
 #include "tests/integration/plugin_test_base.h"
 
 namespace kmsplugin::testing {
@@ -21,31 +22,6 @@ namespace {
 
 class PluginAuditTest : public PluginTestBase {
  protected:
-  // The JSON objects among the lines of `text` (other lines, e.g. spdlog's, are skipped).
-  static std::vector<nlohmann::json> JsonLines(const std::string& text) {
-    std::vector<nlohmann::json> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty() || line.front() != '{') continue;
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded()) out.push_back(std::move(j));
-    }
-    return out;
-  }
-
-  std::vector<nlohmann::json> AuditLines(const std::string& path) {
-    return JsonLines(ReadFile(path).value_or(""));
-  }
-
-  static std::vector<nlohmann::json> OfType(const std::vector<nlohmann::json>& lines,
-                                            const std::string& type) {
-    std::vector<nlohmann::json> out;
-    for (const nlohmann::json& j : lines) {
-      if (j.value("type", "") == type) out.push_back(j);
-    }
-    return out;
-  }
-
   // Runs `kms-plugin rotate --kek` against `plugin`; returns the child's pid (after it exited).
   absl::StatusOr<pid_t> RotateKek(const PluginOptions& plugin) {
     ProcessOptions p;

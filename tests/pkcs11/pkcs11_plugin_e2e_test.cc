@@ -6,10 +6,12 @@
 // in opensc's pkcs11-spy log. The fixture's
 // tear-down scans every plugin log for the PIN and every plaintext the test sent.
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include "tests/integration/audit_lines.h"
 #include "tests/integration/plugin_test_base.h"
 #include "tests/pkcs11/softhsm_fixture.h"
 
@@ -98,7 +100,12 @@ int CryptoCalls(const std::string& spy_log) {
 }
 
 TEST_F(Pkcs11PluginE2eTest, ConformsToTheApiserverContractOnAKeyItCreatesAndLogs) {
-  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(Pkcs11Options()));
+  PluginOptions options = Pkcs11Options();
+  // Issue 13: the audit log (scanned for the PIN and plaintexts at tear-down like every log).
+  const std::string audit = dir_->File("audit.log");
+  options.args.insert(options.args.end(), {"--audit-log", audit});
+  log_paths_.push_back(audit);
+  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(options));
   EXPECT_THAT(plugin->Log(), HasSubstr("no key labelled 'kek' in token 'kms-test' (serial " +
                                        serial_ + "): created key object 'kek' version 1"));
   EXPECT_THAT(Ids(), ::testing::ElementsAre("01"));
@@ -117,6 +124,22 @@ TEST_F(Pkcs11PluginE2eTest, ConformsToTheApiserverContractOnAKeyItCreatesAndLogs
                          client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc)));
     EXPECT_EQ(dec.plaintext(), plaintext);
   }
+  // Every token operation has its audit line, naming the token and key labels; the key was
+  // created (C_GenerateKey, version 1) and wrapped the data key under version 1.
+  const std::vector<nlohmann::json> lines = OfType(AuditLines(audit), "kms_request");
+  std::map<std::string, int> ops;
+  for (const nlohmann::json& j : lines) {
+    EXPECT_EQ(j["backend"], "pkcs11");
+    EXPECT_EQ(j["key"], "token=kms-test key=kek");
+    EXPECT_EQ(j["result"], "OK") << j;
+    EXPECT_EQ(j["request_id"], "");
+    ++ops[j["operation"].get<std::string>()];
+    if (j["operation"] == "C_Encrypt" || j["operation"] == "C_GenerateKey") {
+      EXPECT_EQ(j["key_id"], KeyId(1)) << j;
+    }
+  }
+  EXPECT_EQ(ops["C_GenerateKey"], 1);
+  EXPECT_GE(ops["C_Encrypt"], 1);
 }
 
 TEST_F(Pkcs11PluginE2eTest, UsesAKeyCreatedWithPkcs11ToolAsIsAndKeepsItsKeyIdAcrossARestart) {

@@ -370,7 +370,7 @@ TEST_F(VaultKmsTest, EachAttemptIsReportedWithTheKeyPathKekIdAndVaultsRequestId)
   }
   ASSERT_EQ(transit.size(), 2u);
   EXPECT_EQ(transit[0].operation, "transit encrypt");
-  EXPECT_EQ(transit[0].key_id, "");  // The version is learnt from the answer.
+  EXPECT_EQ(transit[0].key_id, wrapped->kek_id);  // Read from the answer's vault:v1: ciphertext.
   EXPECT_EQ(transit[1].operation, "transit decrypt");
   EXPECT_EQ(transit[1].key_id, wrapped->kek_id);
   for (const RecordedAttempt& a : transit) {

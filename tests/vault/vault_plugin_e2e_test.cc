@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tests/integration/audit_lines.h"
 #include "tests/integration/plugin_test_base.h"
 #include "tests/vault/fake_vault_server.h"
 
@@ -126,6 +127,10 @@ TEST_F(VaultPluginE2eTest, ConformsToTheApiserverContractWithOneTransitEncryptFo
   PluginOptions options = VaultOptions(TokenLogin());
   options.args.insert(options.args.end(), {"--vault-client-cert", server_->client_cert(),
                                            "--vault-client-key", server_->client_key()});
+  // Issue 13: the audit log (scanned for tokens and plaintexts at tear-down like every log).
+  const std::string audit = dir_->File("audit.log");
+  options.args.insert(options.args.end(), {"--audit-log", audit});
+  log_paths_.push_back(audit);
   ITEST_ASSIGN_OR_FAIL(auto plugin, Start(options));
   ApiserverKmsClient client(plugin->grpc_target());
   ApiserverView view;
@@ -148,6 +153,21 @@ TEST_F(VaultPluginE2eTest, ConformsToTheApiserverContractWithOneTransitEncryptFo
     }
     EXPECT_EQ(r["client_cn"], "kms-plugin");
   }
+  // One audit line per Vault request: the one transit encrypt names the key path, the key_id it
+  // gave and Vault's request id.
+  const std::vector<nlohmann::json> lines = OfType(AuditLines(audit), "kms_request");
+  EXPECT_EQ(lines.size(), log.size());
+  int encrypts = 0;
+  for (const nlohmann::json& j : lines) {
+    EXPECT_EQ(j["backend"], "vault");
+    if (j["operation"] != "transit encrypt") continue;
+    ++encrypts;
+    EXPECT_EQ(j["key"], "transit/keys/k8s");
+    EXPECT_EQ(j["key_id"], KeyId(1));
+    EXPECT_EQ(j["result"], "OK");
+    EXPECT_EQ(j["request_id"].get<std::string>().size(), 36u) << j;
+  }
+  EXPECT_EQ(encrypts, 1);
 }
 
 TEST_F(VaultPluginE2eTest, EachLoginMethodServesThePlugin) {
