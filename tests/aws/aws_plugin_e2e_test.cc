@@ -5,14 +5,13 @@
 // fixture's tear-down scans every plugin log for every secret the test recorded).
 #include <map>
 #include <memory>
-#include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "crypto/rsa_oaep.h"
 #include "plugin/recovery_format.h"
+#include "tests/aws/aws_plugin_fixture.h"
 #include "tests/aws/fake_aws_server.h"
 #include "tests/crypto/rsa_test_keys.h"
 #include "tests/integration/plugin_test_base.h"
@@ -23,133 +22,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-class AwsPluginE2eTest : public PluginTestBase {
- protected:
-  void SetUp() override {
-    PluginTestBase::SetUp();
-    auto server = FakeAwsServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server);
-    auto key = server_->Admin("/admin/keys", {{"alias", "k8s"}});
-    ASSERT_TRUE(key.ok()) << key.status();
-    key_ = *key;
-    RecordSecret(FakeAwsServer::kSecretKey);
-  }
-
-  void TearDown() override {
-    PluginTestBase::TearDown();
-    // Temporary credentials the server issued (session tokens start with "FQoG") and request
-    // signatures must not be in any log either.
-    for (const std::string& path : log_paths_) {
-      auto log = ReadFile(path);
-      if (!log.ok()) continue;
-      EXPECT_THAT(*log, Not(HasSubstr("FQoG"))) << path;
-      EXPECT_THAT(*log, Not(HasSubstr("Signature="))) << path;
-      EXPECT_THAT(*log, Not(HasSubstr("X-Amz-Security-Token"))) << path;
-    }
-  }
-
-  // `serve --kms aws` against the fake server; credentials from `env` (static keys by default).
-  PluginOptions AwsOptions(const std::string& name = "kms",
-                           std::map<std::string, std::string> env = {}) {
-    PluginOptions o = Options(name);
-    o.args = {"--kms",
-              "aws",
-              "--aws-key-id",
-              "alias/k8s",
-              "--aws-region",
-              "us-east-1",
-              "--aws-endpoint",
-              server_->kms_endpoint(),
-              "--aws-ca-file",
-              server_->ca_file(),
-              "--aws-encryption-context",
-              "cluster=e2e",
-              "--key-poll-interval",
-              "1s",
-              "--kms-timeout",
-              "3s",
-              "--log-level",
-              "debug"};
-    std::map<std::string, std::string> vars = {
-        {"AWS_EC2_METADATA_DISABLED", "true"},
-        {"AWS_SHARED_CREDENTIALS_FILE", dir_->File("no-credentials")},
-        {"AWS_CONFIG_FILE", dir_->File("no-config")},
-        {"HOME", dir_->path()},
-        {"NO_PROXY", "127.0.0.1,localhost"},
-        {"no_proxy", "127.0.0.1,localhost"}};
-    if (env.empty()) {
-      env = {{"AWS_ACCESS_KEY_ID", FakeAwsServer::kAccessKey},
-             {"AWS_SECRET_ACCESS_KEY", FakeAwsServer::kSecretKey}};
-    }
-    for (auto& [k, v] : env) vars[k] = v;
-    for (const auto& [k, v] : vars) o.env.push_back(absl::StrCat(k, "=", v));
-    return o;
-  }
-
-  std::string KeyIdFor(const std::string& material) const {
-    return "aws:" + key_["arn"].get<std::string>() + "/" + material;
-  }
-
-  // A plaintext the leak scan looks for afterwards.
-  std::string Secret(const std::string& label) {
-    std::string s = "plaintext-" + label + "-" + NewUuid();
-    RecordSecret(s);
-    return s;
-  }
-
-  nlohmann::json ServerLog() {
-    auto log = server_->Requests();
-    EXPECT_TRUE(log.ok()) << log.status();
-    return log.ok() ? *log : nlohmann::json::array();
-  }
-
-  static int Count(const nlohmann::json& log, const std::string& service, const std::string& op) {
-    int n = 0;
-    for (const auto& r : log) {
-      if (r["service"] == service && r["op"] == op && !r.contains("error")) ++n;
-    }
-    return n;
-  }
-
-  // Disables the key in AWS and waits until the plugin's Status is no longer healthy.
-  void DisableTheKeyAndWaitUntilUnhealthy(ApiserverKmsClient& client) {
-    ASSERT_THAT(server_->Admin("/admin/keys/" + key_["key_id"].get<std::string>() + "/disable"),
-                IsOk());
-    ASSERT_TRUE(PollUntil(
-        [&] {
-          auto s = client.Status();
-          return s.ok() && s->healthz() != "ok";
-        },
-        absl::Seconds(20)))
-        << "Status stayed ok with the key disabled";
-  }
-
-  // While the plugin cannot reach AWS: Status stays healthy on the key_id it had before, a new
-  // Encrypt (of a secret labelled `label`) works, and so do Decrypt of it and, from the cache, of
-  // `enc_before` (the encryption of `before`).
-  void ExpectServingThroughTheOutage(ApiserverKmsClient& client,
-                                     const v2::StatusResponse& status_before,
-                                     const v2::EncryptResponse& enc_before,
-                                     const std::string& before, const std::string& label) {
-    ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
-    EXPECT_EQ(status.healthz(), "ok");
-    EXPECT_EQ(status.key_id(), status_before.key_id());
-    const std::string during = Secret(label);
-    ITEST_ASSIGN_OR_FAIL(v2::EncryptResponse enc_during, client.Encrypt(during));
-    EXPECT_THAT(ValidateEncryptResponse(enc_during, status.key_id()), IsOk());
-    ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_before,
-                         client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_before)));
-    EXPECT_EQ(dec_before.plaintext(), before);
-    ITEST_ASSIGN_OR_FAIL(v2::DecryptResponse dec_during,
-                         client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_during)));
-    EXPECT_EQ(dec_during.plaintext(), during);
-  }
-
-  std::unique_ptr<FakeAwsServer> server_;
-  nlohmann::json key_;
-};
 
 TEST_F(AwsPluginE2eTest, ConformsToTheApiserverContractWithOneKmsEncryptForManyObjects) {
   ITEST_ASSIGN_OR_FAIL(auto plugin, Start(AwsOptions()));
@@ -174,45 +46,6 @@ TEST_F(AwsPluginE2eTest, ConformsToTheApiserverContractWithOneKmsEncryptForManyO
                 nlohmann::json({{"kms-plugin", "kubernetes-kms-v2"}, {"cluster", "e2e"}}));
     }
   }
-}
-
-// Issue 13: --audit-log writes one line per AWS request attempt, a throttled retry included, and
-// each line's request_id is one the server sent (x-amzn-RequestId): the audit trail matches the
-// server's (CloudTrail's) event for event. The tear-down leak check scans the audit file too.
-TEST_F(AwsPluginE2eTest, TheAuditLogHasOneLinePerRequestWithTheServersRequestIds) {
-  PluginOptions o = AwsOptions();
-  const std::string audit = dir_->File("audit.log");
-  o.args.insert(o.args.end(), {"--audit-log", audit});
-  log_paths_.push_back(audit);
-  const nlohmann::json fault = {{"service", "kms"}, {"op", "Encrypt"}, {"kind", "throttle"}};
-  ASSERT_TRUE(server_->Admin("/admin/faults", fault).ok());  // Count 1 by default.
-  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(o));
-  const std::string plaintext = Secret("audit");
-  ASSERT_THAT(ApiserverKmsClient(plugin->grpc_target()).RoundTrip(plaintext),
-              IsOkAndHolds(plaintext));
-  ASSERT_THAT(plugin->Terminate(), IsOk());
-  std::set<std::string> sent;
-  for (const auto& r : ServerLog()) {
-    if (r["service"] == "kms") sent.insert(r["request_id"].get<std::string>());
-  }
-  std::set<std::string> audited;
-  int encrypts = 0;
-  std::istringstream in(ReadFile(audit).value_or(""));
-  for (std::string line; std::getline(in, line);) {
-    const nlohmann::json j = nlohmann::json::parse(line);
-    ASSERT_EQ(j["type"], "kms_request");
-    EXPECT_EQ(j["backend"], "aws");
-    EXPECT_EQ(j["key"], "alias/k8s");
-    EXPECT_TRUE(audited.insert(j["request_id"].get<std::string>()).second) << line;
-    if (j["operation"] == "Encrypt") {
-      EXPECT_EQ(j["attempt"], ++encrypts) << line;
-      EXPECT_EQ(j["will_retry"], encrypts == 1) << line;
-      EXPECT_EQ(j["encryption_context"], "cluster=e2e,kms-plugin=kubernetes-kms-v2");
-    }
-  }
-  EXPECT_EQ(encrypts, 2);  // The throttled start-up Encrypt and its retry.
-  EXPECT_EQ(audited, sent);
-  EXPECT_EQ(ModeOf(audit), 0600);
 }
 
 // Issue 12: with --recovery-public-key every reply also carries the recovery wrap of its data key
@@ -512,9 +345,8 @@ TEST_F(AwsPluginE2eTest, AnIrsaTokenFileGoneAtRefreshIsAnOutageAndADisabledKeySt
       [&] { return plugin->Log().find("cannot obtain AWS credentials") != std::string::npos; },
       absl::Seconds(40)))
       << "the cached credentials never ran out";
-  ASSERT_TRUE(PollUntil(
-      [&] { return plugin->Log().find("KMS probe failed") != std::string::npos; },
-      absl::Seconds(20)));
+  ASSERT_TRUE(PollUntil([&] { return plugin->Log().find("KMS probe failed") != std::string::npos; },
+                        absl::Seconds(20)));
 
   // Inside the outage window: healthy, same key_id, Encrypt and cached Decrypt work, nothing
   // purged (the plugin cannot reach KMS, so the old data key can only come from its cache).
@@ -525,8 +357,8 @@ TEST_F(AwsPluginE2eTest, AnIrsaTokenFileGoneAtRefreshIsAnOutageAndADisabledKeySt
 
   // The token comes back; a DisableKey afterwards is still a revocation that purges.
   ASSERT_THAT(WriteFile(token_file, jwt), IsOk());
-  ASSERT_TRUE(PollUntil([&] { return Count(ServerLog(), "kms", "DescribeKey") > 0; },
-                        absl::Seconds(20)))
+  ASSERT_TRUE(
+      PollUntil([&] { return Count(ServerLog(), "kms", "DescribeKey") > 0; }, absl::Seconds(20)))
       << "the plugin never reached KMS again";
   ASSERT_NO_FATAL_FAILURE(DisableTheKeyAndWaitUntilUnhealthy(client));
   EXPECT_THAT(plugin->Log(), HasSubstr("purging every cached data key"));

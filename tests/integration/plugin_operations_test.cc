@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "tests/integration/metrics_scrape.h"
 #include "tests/integration/plugin_test_base.h"
 #include "tests/prometheus_text.h"
 
@@ -20,30 +21,6 @@ using ::testing::Optional;
 
 class PluginOperationsTest : public PluginTestBase {
  protected:
-  // The port of `--health-addr 127.0.0.1:0`, from the start-up line (written once serving).
-  static absl::StatusOr<int> HealthPort(PluginProcess& plugin) {
-    static const std::regex kHealth(R"(health http://127\.0\.0\.1:([0-9]+))");
-    int port = 0;
-    PollUntil(
-        [&] {
-          std::smatch m;
-          std::string log = plugin.Log();
-          if (!std::regex_search(log, m, kHealth)) return false;
-          port = std::stoi(m[1].str());
-          return true;
-        },
-        absl::Seconds(10));
-    if (port <= 0) return absl::NotFoundError("no health address in the log:\n" + plugin.Log());
-    return port;
-  }
-
-  absl::StatusOr<PromText> Scrape(int port) {
-    auto r = HttpGet(port, "/metrics");
-    if (!r.ok()) return r.status();
-    if (r->status != 200) return absl::InternalError("GET /metrics: " + std::to_string(r->status));
-    return ParsePromText(r->body);
-  }
-
   // `kms-plugin rotate --kek --quiet --socket <plugin>`; its exit code.
   absl::StatusOr<ExitInfo> RotateKek(const PluginOptions& plugin) {
     ProcessOptions p;
