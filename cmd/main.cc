@@ -13,9 +13,10 @@
 #include "base/logging.h"
 #include "base/printable.h"
 #include "cmd/commands.h"
-#include "crypto/init.h"
 #include "cmd/placeholder_args.h"
 #include "cmd/reencrypt_command.h"
+#include "crypto/init.h"
+#include "plugin/grpc_log_bridge.h"
 
 namespace {
 
@@ -27,6 +28,8 @@ int Run(int argc, char** argv) {
 
   // Logs go to stderr (stdout is for results); `serve --log-level` sets its own level.
   (void)kmsplugin::InitLogging("info");
+  // gRPC core's own records go through the same logger (format, level), not straight to stderr.
+  kmsplugin::RouteGrpcLogsToSpdlog();
 
   // A template from deploy/ copied without filling in its placeholders: refuse before any
   // command starts (exit status 2, as for any other bad flag).
