@@ -121,6 +121,7 @@ test_all() {
         if [ "$tidy_bg" -eq 1 ]; then
           deps
           asan_build
+          rm -f "$ASAN_BUILD_DIR/tidy-step.rc"
           mkdir -p "$ASAN_BUILD_DIR/tidy-db"
           cp "$ASAN_BUILD_DIR/compile_commands.json" "$ASAN_BUILD_DIR/tidy-db/"
           echo "== clang-tidy-14 starts in the background (nice 19; log $ASAN_BUILD_DIR/tidy-step.log)"
@@ -129,6 +130,7 @@ test_all() {
             BUILD_DIR=$ASAN_BUILD_DIR TIDY_DB=$ASAN_BUILD_DIR/tidy-db TIDY_SCOPE=${TIDY_SCOPE:-product} \
               tidy || rc=$?
             echo "   clang-tidy wall time: $(( $(date +%s) - t ))s"
+            echo "$rc" > "$ASAN_BUILD_DIR/tidy-step.rc"
             exit "$rc" ) > "$ASAN_BUILD_DIR/tidy-step.log" 2>&1 &
           tidy_pid=$!
           # A failing step ends the script: take the background run (and its clang-tidys) along.
@@ -140,10 +142,9 @@ test_all() {
       tidy)
         if [ -n "$tidy_pid" ]; then
           echo "== waiting for the background clang-tidy"
-          local rc=0
-          wait "$tidy_pid" || rc=$?
+          wait "$tidy_pid" 2>/dev/null || true
           cat "$ASAN_BUILD_DIR/tidy-step.log"
-          [ "$rc" -eq 0 ]
+          [ "$(cat "$ASAN_BUILD_DIR/tidy-step.rc" 2>/dev/null)" = 0 ]
         else
           BUILD_DIR=$ASAN_BUILD_DIR TIDY_SCOPE=${TIDY_SCOPE:-product} tidy
         fi ;;
@@ -268,7 +269,9 @@ fuzz() {
   ASAN_BUILD_DIR=$dir asan_configure  # A no-op build once `sanitize` has built everything.
   cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"
   # JOBS targets at a time (each fuzzer is one process on one core), each FUZZ_SECONDS long.
-  local t running=0
+  # Only this step's own children are waited for (pids): test_all may run clang-tidy in the
+  # background meanwhile, which a bare `wait` would also wait for, and reap.
+  local t pids=()
   for t in "${targets[@]}"; do
     # Work on a copy of the committed seeds: the run adds inputs, the repo stays as it is.
     local work="$dir/corpus-work/$t"
@@ -277,10 +280,16 @@ fuzz() {
     echo "== fuzzing $t for ${seconds}s"
     ( "$dir/fuzz/$t" -max_total_time="$seconds" -print_final_stats=1 "$work" > "$dir/$t.log" 2>&1
       echo $? > "$dir/$t.rc" ) &
-    running=$((running + 1))
-    if [ "$running" -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
+    pids+=($!)
+    if [ "${#pids[@]}" -ge "$JOBS" ]; then
+      local done_pid=""
+      wait -n -p done_pid "${pids[@]}" || true
+      local left=() p
+      for p in "${pids[@]}"; do [ "$p" = "$done_pid" ] || left+=("$p"); done
+      pids=("${left[@]}")
+    fi
   done
-  wait
+  if [ "${#pids[@]}" -gt 0 ]; then wait "${pids[@]}" || true; fi
   local passed=0 failed=0
   for t in "${targets[@]}"; do
     if [ "$(cat "$dir/$t.rc")" = 0 ]; then
