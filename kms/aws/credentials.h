@@ -12,7 +12,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/printable.h"
 #include "crypto/secret_bytes.h"
+#include "kms/credential_source.h"
 #include "kms/key_encryption_service.h"
 
 namespace kmsplugin::aws {
@@ -23,6 +25,9 @@ struct AwsCredentials {
   SecretBytes session_token;                       // Empty for long-term keys.
   absl::Time expiration = absl::InfiniteFuture();  // InfiniteFuture(): does not expire.
   std::string source;                              // Provider name, e.g. "environment".
+
+  static constexpr std::string_view kKind = "AWS credentials";
+  std::string PublicId() const { return "access key id " + Printable(access_key_id); }
 
   AwsCredentials Clone() const {
     return AwsCredentials{access_key_id, secret_access_key.Clone(), session_token.Clone(),
@@ -38,23 +43,11 @@ EnvLookup ProcessEnv();
 // env(name), or nullopt when the variable is unset or set to "" (the AWS SDKs treat both alike).
 std::optional<std::string> NonEmptyEnv(const EnvLookup& env, std::string_view name);
 
-// A source of credentials. Thread-safe.
-//
-// Fetch() failure codes: NOT_FOUND when the source is not configured here (the chain then tries
-// the next one); UNAVAILABLE when it is configured but its endpoint is unreachable or failing
-// (transient), or its token file is missing, unreadable or empty (a local outage);
-// UNAUTHENTICATED / PERMISSION_DENIED only when AWS itself refused the identity or role (these
-// count as a revocation upstream: never use them for a local problem); INVALID_ARGUMENT when its
-// configuration or answer is malformed; DEADLINE_EXCEEDED when ctx.deadline passed.
-class CredentialsProvider {
- public:
-  virtual ~CredentialsProvider() = default;
-  virtual std::string_view Name() const = 0;
-  virtual absl::StatusOr<AwsCredentials> Fetch(const CallContext& ctx) = 0;
-  // Drops any cached credentials so that the next Fetch() gets fresh ones (after the KMS said
-  // ExpiredToken). Providers without a cache ignore it.
-  virtual void Invalidate() {}
-};
+// A source of AWS credentials: the shared CredentialSource (kms/credential_source.h, which
+// gives the failure codes: NOT_FOUND = not configured here, UNAVAILABLE = a local or transient
+// outage, UNAUTHENTICATED / PERMISSION_DENIED only when AWS itself refused the identity or role).
+// Invalidate() follows an ExpiredToken answer from the KMS.
+using CredentialsProvider = CredentialSource<AwsCredentials>;
 
 // Parses an ISO 8601 UTC time as AWS writes it ("2024-01-01T12:00:00Z", optional fraction).
 absl::StatusOr<absl::Time> ParseAwsTime(std::string_view text);

@@ -82,54 +82,13 @@ class ProfileCredentialsProvider final : public CredentialsProvider {
   bool config_file_;
 };
 
-// Tries providers in order (see the file comment). When every provider is NOT_FOUND, returns
-// UNAVAILABLE naming what was tried (nothing configured is a local outage, not a refusal).
-class ChainCredentialsProvider final : public CredentialsProvider {
- public:
-  explicit ChainCredentialsProvider(std::vector<std::unique_ptr<CredentialsProvider>> providers)
-      : providers_(std::move(providers)) {}
-  std::string_view Name() const override { return "chain"; }
-  absl::StatusOr<AwsCredentials> Fetch(const CallContext& ctx) override;
-  void Invalidate() override;
-
- private:
-  std::vector<std::unique_ptr<CredentialsProvider>> providers_;
-  absl::Mutex mu_;
-  CredentialsProvider* chosen_ ABSL_GUARDED_BY(mu_) = nullptr;
-};
+// Tries providers in order (see the file comment; kms/credential_source.h). When every provider is
+// NOT_FOUND, returns UNAVAILABLE naming what was tried.
+using ChainCredentialsProvider = ChainSource<AwsCredentials>;
 
 // Caches the inner provider's credentials and refreshes them before they expire, the botocore
-// way (remote-kms-apis.md §2.6):
-//   - fresh (more than `advisory` before expiry): served from the cache;
-//   - inside the advisory window: one caller refreshes (single-flight); if that fails the cached
-//     credentials keep being served;
-//   - less than `mandatory` before expiry (or none yet): callers wait for a refresh and get its
-//     error if it fails.
-// Credentials without an expiry are fetched once. Times come from `clock` (must outlive this).
-class RefreshingCredentialsProvider final : public CredentialsProvider {
- public:
-  struct Options {
-    absl::Duration advisory = absl::Minutes(15);
-    absl::Duration mandatory = absl::Seconds(10);
-  };
-  RefreshingCredentialsProvider(std::unique_ptr<CredentialsProvider> inner, const Clock* clock,
-                                Options options);
-  RefreshingCredentialsProvider(std::unique_ptr<CredentialsProvider> inner, const Clock* clock)
-      : RefreshingCredentialsProvider(std::move(inner), clock, Options()) {}
-  std::string_view Name() const override { return inner_->Name(); }
-  absl::StatusOr<AwsCredentials> Fetch(const CallContext& ctx) override;
-  // Drops the cache; the next Fetch() refreshes (used after ExpiredTokenException).
-  void Invalidate() override;
-
- private:
-  std::unique_ptr<CredentialsProvider> inner_;
-  const Clock* clock_;
-  const Options options_;
-  absl::Mutex mu_;
-  bool has_cached_ ABSL_GUARDED_BY(mu_) = false;
-  AwsCredentials cached_ ABSL_GUARDED_BY(mu_);
-  bool refreshing_ ABSL_GUARDED_BY(mu_) = false;
-};
+// way (remote-kms-apis.md §2.6; kms/credential_source.h). Invalidate() after ExpiredTokenException.
+using RefreshingCredentialsProvider = RefreshingSource<AwsCredentials>;
 
 // Inputs of the default chain's remote providers.
 struct DefaultChainOptions {
