@@ -16,8 +16,8 @@
 //   `request.deadline` (or `default_timeout` when the deadline is infinite), and the connect
 //   timeout is the smaller of that and `connect_timeout`.
 // - TLS peer and host verification are always on; `ca_file` replaces the system CA bundle (a test
-//   server's own CA), or adds to it with `system_ca_dir`. Plain http:// is allowed (instance metadata and container credentials are
-//   plain HTTP on link-local or loopback addresses).
+//   server's own CA), or adds to it with `system_ca_dir`. Plain http:// is allowed (instance
+//   metadata and container credentials are plain HTTP on link-local or loopback addresses).
 // - Proxies come from the usual environment variables (http_proxy, https_proxy, no_proxy), which
 //   libcurl honours by default.
 // - Connections are reused: easy handles are pooled and kept between requests.

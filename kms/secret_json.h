@@ -1,6 +1,7 @@
-// Small JSON helpers shared by the HTTP backends (Vault, AWS, GCP, Azure) for bodies that carry secrets (tokens, secret ids,
-// jwts, plaintext keys): request bodies are assembled by hand into one pre-sized buffer so that
-// no library copy of the secret is left behind, and parsed answers are wiped after use.
+// Small JSON helpers shared by the HTTP backends (Vault, AWS, GCP, Azure) for bodies that carry
+// secrets (tokens, secret ids, jwts, plaintext keys): request bodies are assembled by hand into one
+// pre-sized buffer so that no library copy of the secret is left behind, and parsed answers are
+// wiped after use.
 #ifndef KMSP_KMS_SECRET_JSON_H_
 #define KMSP_KMS_SECRET_JSON_H_
 
@@ -21,7 +22,8 @@ namespace kmsplugin {
 SecretBytes JsonObjectOfStrings(
     std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
 
-// Parses an answer; UNAVAILABLE naming `what` ("Vault transit encrypt") when it is not a JSON object.
+// Parses an answer; UNAVAILABLE naming `what` ("Vault transit encrypt") when it is not a JSON
+// object.
 absl::StatusOr<nlohmann::json> ParseAnswer(const SecretBytes& body, std::string_view what);
 
 // Wipes every string in `doc`, recursively (answers that held tokens or plaintext).

@@ -20,7 +20,8 @@ std::optional<absl::Duration> RetryAfterOf(const HttpResponse& response, absl::T
   for (const char* ms_header : {"retry-after-ms", "x-ms-retry-after-ms"}) {
     int64_t ms = 0;
     std::optional<std::string_view> v = response.Header(ms_header);
-    if (v.has_value() && absl::SimpleAtoi(ToAbsl(*v), &ms) && ms >= 0) return absl::Milliseconds(ms);
+    if (v.has_value() && absl::SimpleAtoi(ToAbsl(*v), &ms) && ms >= 0)
+      return absl::Milliseconds(ms);
   }
   std::optional<std::string_view> v = response.Header("retry-after");
   if (!v.has_value()) return std::nullopt;
@@ -130,9 +131,9 @@ absl::StatusOr<SecretBytes> BearerRestApi::Call(const RestCall& call, const Call
       if (retryable) delay = RetryDelay(options_.retry, tries, deadline, last);
       if (delay.ok() && retry_after.has_value() && *retry_after > *delay) {
         if (*retry_after > kMaxRetryAfter || absl::Now() + *retry_after >= deadline) {
-          delay = absl::UnavailableError(fmt::format(
-              "{} (Retry-After {} leaves no time for a retry before the deadline)",
-              ToStd(last.message()), absl::FormatDuration(*retry_after)));
+          delay = absl::UnavailableError(
+              fmt::format("{} (Retry-After {} leaves no time for a retry before the deadline)",
+                          ToStd(last.message()), absl::FormatDuration(*retry_after)));
         } else {
           delay = *retry_after;
         }

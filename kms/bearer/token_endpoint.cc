@@ -86,9 +86,9 @@ Classified Classify(std::string_view what, int http_status, std::string_view bod
   std::string msg = fmt::format("{}: HTTP {}", what, http_status);
   if (!e.error.empty()) msg += ": " + e.error;
   if (!e.description.empty()) msg += ": " + e.description;
-  const bool transient_error = e.error == "temporarily_unavailable" ||
-                               e.error == "server_error" || e.error == "internal_failure" ||
-                               e.error == "UNAVAILABLE" || e.error == "INTERNAL";
+  const bool transient_error = e.error == "temporarily_unavailable" || e.error == "server_error" ||
+                               e.error == "internal_failure" || e.error == "UNAVAILABLE" ||
+                               e.error == "INTERNAL";
   if (http_status == 408 || http_status == 429 || http_status >= 500 || transient_error) {
     return {absl::UnavailableError(msg), true};
   }
@@ -157,7 +157,7 @@ absl::StatusOr<AccessToken> ParseTokenAnswer(std::string_view body, absl::Time n
   } else if (auto at = doc.find("expireTime"); at != doc.end()) {
     std::string err;
     if (!at->is_string() || !absl::ParseTime(absl::RFC3339_full, at->get_ref<const std::string&>(),
-                                              &t.expiration, &err)) {
+                                             &t.expiration, &err)) {
       expiry = absl::InvalidArgumentError("the token answer's expireTime is not an RFC 3339 time");
     }
   }
