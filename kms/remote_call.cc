@@ -11,8 +11,6 @@ namespace {
 // The longest Retry-After honoured; a server asking for more is treated as down for this call.
 constexpr absl::Duration kMaxRetryAfter = absl::Minutes(2);
 
-}  // namespace
-
 AttemptResult TransportFailure(const absl::Status& send_error, std::string_view what,
                                bool idempotent) {
   AttemptResult r;
@@ -20,6 +18,24 @@ AttemptResult TransportFailure(const absl::Status& send_error, std::string_view 
   r.retryable = idempotent && send_error.code() == absl::StatusCode::kUnavailable &&
                 ToStd(send_error.message()).find("SSL certificate") == std::string_view::npos;
   return r;
+}
+
+}  // namespace
+
+SentRequest SendRequest(HttpClient* http, const HttpRequest& request, std::string_view what,
+                        bool idempotent) {
+  SentRequest sent;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<HttpResponse> resp = http->Send(request);
+  const absl::Duration latency = absl::Now() - start;
+  if (!resp.ok()) {
+    sent.result = TransportFailure(resp.status(), what, idempotent);
+  } else {
+    sent.result.http_status = resp->status;
+    sent.response = *std::move(resp);
+  }
+  sent.result.latency = latency;
+  return sent;
 }
 
 absl::StatusOr<SecretBytes> RunRemoteCall(

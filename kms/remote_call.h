@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "crypto/secret_bytes.h"
+#include "kms/http_client.h"
 #include "kms/remote_attempt.h"
 #include "kms/retry.h"
 
@@ -34,11 +35,16 @@ struct AttemptResult {
   std::optional<absl::Duration> retry_after;  // The server's Retry-After, when it gave one.
 };
 
-// The result of a failed send (HttpClient::Send's error): annotated with `what`; retryable when
-// `idempotent` and the failure may heal (UNAVAILABLE: connection, DNS, transfer; not a TLS
-// verification failure, which will not heal by retrying).
-AttemptResult TransportFailure(const absl::Status& send_error, std::string_view what,
-                               bool idempotent);
+// One request sent: `response` when an answer came (then `result` has its latency and HTTP status
+// set, the rest for the caller to fill in); else no response, and `result` holds the send error
+// annotated with `what`, retryable when `idempotent` and the failure may heal (UNAVAILABLE:
+// connection, DNS, transfer; not a TLS verification failure, which will not heal by retrying).
+struct SentRequest {
+  std::optional<HttpResponse> response;
+  AttemptResult result;
+};
+SentRequest SendRequest(HttpClient* http, const HttpRequest& request, std::string_view what,
+                        bool idempotent);
 
 struct RemoteCallSpec {
   std::string_view backend;    // For the reports: "aws", "vault", "gcp", "azure".

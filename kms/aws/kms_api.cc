@@ -210,18 +210,11 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
     req.body = body.Clone();
     req.deadline = deadline;
 
-    const absl::Time start = absl::Now();
-    absl::StatusOr<HttpResponse> resp = http_->Send(req);
-    const absl::Duration latency = absl::Now() - start;
-    if (!resp.ok()) {
-      AttemptResult r = TransportFailure(resp.status(), what, IsIdempotent(operation));
-      r.latency = latency;
-      return r;
-    }
-    AttemptResult r;
-    r.latency = latency;
+    SentRequest sent = SendRequest(http_, req, what, IsIdempotent(operation));
+    if (!sent.response.has_value()) return std::move(sent.result);
+    AttemptResult r = std::move(sent.result);
+    HttpResponse* resp = &*sent.response;
     r.request_id = Printable(resp->Header("x-amzn-requestid").value_or(""), 64);
-    r.http_status = resp->status;
     if (resp->status == 200) {
       if (subject.key_id.empty() && subject.key_id_from_answer) {
         r.key_id = subject.key_id_from_answer(resp->body.Reveal());

@@ -61,17 +61,10 @@ absl::StatusOr<SecretBytes> BearerRestApi::Call(const RestCall& call, const Call
     }
     req.headers.push_back({"Accept", "application/json"});
     req.deadline = deadline;
-    const absl::Time start = absl::Now();
-    absl::StatusOr<HttpResponse> resp = http_->Send(req);
-    const absl::Duration latency = absl::Now() - start;
-    if (!resp.ok()) {
-      AttemptResult r = TransportFailure(resp.status(), what, call.idempotent);
-      r.latency = latency;
-      return r;
-    }
-    AttemptResult r;
-    r.latency = latency;
-    r.http_status = resp->status;
+    SentRequest sent = SendRequest(http_, req, what, call.idempotent);
+    if (!sent.response.has_value()) return std::move(sent.result);
+    AttemptResult r = std::move(sent.result);
+    HttpResponse* resp = &*sent.response;
     for (const std::string& h : options_.request_id_headers) {
       if (auto v = resp->Header(h); v.has_value()) {
         r.request_id = Printable(*v, 64);

@@ -191,17 +191,10 @@ absl::StatusOr<AccessToken> RequestToken(HttpClient* http, const Clock* clock,
     }
     req.headers.push_back({"Accept", "application/json"});
     req.deadline = deadline;
-    const absl::Time start = absl::Now();
-    absl::StatusOr<HttpResponse> resp = http->Send(req);
-    const absl::Duration latency = absl::Now() - start;
-    if (!resp.ok()) {
-      AttemptResult r = TransportFailure(resp.status(), request.what, /*idempotent=*/true);
-      r.latency = latency;
-      return r;
-    }
-    AttemptResult r;
-    r.latency = latency;
-    r.http_status = resp->status;
+    SentRequest sent = SendRequest(http, req, request.what, /*idempotent=*/true);
+    if (!sent.response.has_value()) return std::move(sent.result);
+    AttemptResult r = std::move(sent.result);
+    HttpResponse* resp = &*sent.response;
     if (resp->status >= 200 && resp->status < 300) {
       token = ParseTokenAnswer(resp->body.Reveal(), clock->Now());
       if (token.ok()) {

@@ -209,17 +209,10 @@ absl::StatusOr<SecretBytes> VaultApi::Call(std::string_view operation, std::stri
       req.body = body.Clone();
     }
     req.deadline = deadline;
-    const absl::Time start = absl::Now();
-    absl::StatusOr<HttpResponse> resp = http_->Send(req);
-    const absl::Duration latency = absl::Now() - start;
-    if (!resp.ok()) {
-      AttemptResult r = TransportFailure(resp.status(), what, idempotent);
-      r.latency = latency;
-      return r;
-    }
-    AttemptResult r;
-    r.latency = latency;
-    r.http_status = resp->status;
+    SentRequest sent = SendRequest(http_, req, what, idempotent);
+    if (!sent.response.has_value()) return std::move(sent.result);
+    AttemptResult r = std::move(sent.result);
+    HttpResponse* resp = &*sent.response;
     r.request_id = RequestIdOf(resp->body);
     if (resp->status == 200 || resp->status == 204) {
       if (subject.key_id.empty() && subject.key_id_from_answer) {
