@@ -26,8 +26,8 @@ void AddGcpFlags(CLI::App* cmd, BackendFlags* f) {
 }
 
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateGcp(const BackendFlags& f,
-                                                                 const Clock* clock,
-                                                                 RemoteAttemptObserver* observer) {
+                                                                const Clock* clock,
+                                                                RemoteAttemptObserver* observer) {
   gcp::GcpKmsOptions o;
   o.key = f.gcp_key;
   if (!f.gcp_endpoint.empty()) o.endpoint = f.gcp_endpoint;

@@ -59,8 +59,8 @@ absl::StatusOr<std::string> SignRs256(const SecretBytes& private_key_pem, std::s
   constexpr char kNotAKey[] =
       "the service-account private_key is not an unencrypted PEM RSA private key";
   if (private_key_pem.empty()) return absl::InvalidArgumentError(kNotAKey);
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(private_key_pem.Reveal().data(),
-                                                    static_cast<int>(private_key_pem.size())));
+  std::unique_ptr<BIO, BioFree> bio(
+      BIO_new_mem_buf(private_key_pem.Reveal().data(), static_cast<int>(private_key_pem.size())));
   if (bio == nullptr) return absl::InternalError("BIO_new_mem_buf: " + SslErrorString());
   std::unique_ptr<EVP_PKEY, PkeyFree> pkey(
       PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
@@ -74,14 +74,14 @@ absl::StatusOr<std::string> SignRs256(const SecretBytes& private_key_pem, std::s
   const int bits = EVP_PKEY_get_bits(pkey.get());
   if (bits < kMinRsaBits) {
     return absl::InvalidArgumentError(
-        fmt::format("the service-account private_key is RSA-{}; at least RSA-{} is required",
-                    bits, kMinRsaBits));
+        fmt::format("the service-account private_key is RSA-{}; at least RSA-{} is required", bits,
+                    kMinRsaBits));
   }
   internal::SslUniquePtr<EVP_MD_CTX> md(EVP_MD_CTX_new());
   if (md == nullptr) return absl::InternalError("EVP_MD_CTX_new: " + SslErrorString());
   // The default padding of an RSA EVP signature is PKCS#1 v1.5: RS256.
-  if (EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, pkey.get(),
-                            nullptr) != 1) {
+  if (EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, pkey.get(), nullptr) !=
+      1) {
     return absl::InternalError("RS256 set-up: " + SslErrorString());
   }
   size_t len = 0;

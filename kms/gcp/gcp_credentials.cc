@@ -108,8 +108,8 @@ absl::StatusOr<CredentialsFile> ReadCredentialsFile(const std::string& path,
       status = bad("token_lifetime_seconds must be between 600 and 43200");
     }
   } else {
-    status = bad(fmt::format("type '{}' is not service_account or external_account",
-                             Printable(f.type, 40)));
+    status = bad(
+        fmt::format("type '{}' is not service_account or external_account", Printable(f.type, 40)));
   }
   WipeJson(doc);
   if (!status.ok()) return status;
@@ -187,8 +187,8 @@ class CredentialsFileSource final : public TokenSource {
       token = SecretBytes::CopyFrom(v);
     }
     if (token.empty()) {
-      return absl::UnavailableError(fmt::format("the subject token file {} holds no token",
-                                                Printable(f.subject_token_file)));
+      return absl::UnavailableError(
+          fmt::format("the subject token file {} holds no token", Printable(f.subject_token_file)));
     }
     return token;
   }
@@ -218,11 +218,11 @@ class CredentialsFileSource final : public TokenSource {
     auth.reserve(7 + federated.token.size());
     auth.append("Bearer ").append(federated.token.Reveal());
     imp.headers.push_back({"Authorization", std::move(auth)});
-    imp.body = SecretBytes::CopyFrom(
-        nlohmann::json{{"scope", nlohmann::json::array({options_.scope})},
-                       {"lifetime", fmt::format("{}s", f.impersonation_seconds)},
-                       {"delegates", nlohmann::json::array()}}
-            .dump());
+    imp.body = SecretBytes::CopyFrom(nlohmann::json{
+        {"scope", nlohmann::json::array({options_.scope})},
+        {"lifetime", fmt::format("{}s", f.impersonation_seconds)},
+        {"delegates",
+         nlohmann::json::array()}}.dump());
     imp.content_type = "application/json";
     imp.source = "external-account-file";
     imp.identity = ImpersonatedEmail(f.impersonation_url);
@@ -292,8 +292,9 @@ std::unique_ptr<TokenSource> NewMetadataServerSource(const GcpCredentialsOptions
   return std::make_unique<MetadataServerSource>(options, http, clock);
 }
 
-absl::StatusOr<std::unique_ptr<TokenSource>> NewGcpTokenSource(
-    const GcpCredentialsOptions& options, HttpClient* http, const Clock* clock) {
+absl::StatusOr<std::unique_ptr<TokenSource>> NewGcpTokenSource(const GcpCredentialsOptions& options,
+                                                               HttpClient* http,
+                                                               const Clock* clock) {
   KMSP_RETURN_IF_ERROR(ValidateCredentialsFile(options.credentials_file));
   std::vector<std::unique_ptr<TokenSource>> chain;
   chain.push_back(NewCredentialsFileSource(options, http, clock));

@@ -64,8 +64,9 @@ std::unique_ptr<TokenSource> NewMetadataServerSource(const GcpCredentialsOptions
 
 // RefreshingTokenSource(ChainTokenSource{credentials file, metadata server}). `http` and `clock`
 // must outlive it. INVALID_ARGUMENT from ValidateCredentialsFile.
-absl::StatusOr<std::unique_ptr<TokenSource>> NewGcpTokenSource(
-    const GcpCredentialsOptions& options, HttpClient* http, const Clock* clock);
+absl::StatusOr<std::unique_ptr<TokenSource>> NewGcpTokenSource(const GcpCredentialsOptions& options,
+                                                               HttpClient* http,
+                                                               const Clock* clock);
 
 }  // namespace kmsplugin::gcp
 

@@ -26,8 +26,8 @@ constexpr std::string_view kVersionsInfix = "/cryptoKeyVersions/";
 
 bool ValidSegment(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
   });
 }
 
@@ -123,8 +123,7 @@ std::string GcpKms::AssociatedData(std::string_view key_name) {
 }
 
 bool GcpKms::ValidKeyName(std::string_view name) {
-  static constexpr std::string_view kLabels[] = {"projects", "locations", "keyRings",
-                                                 "cryptoKeys"};
+  static constexpr std::string_view kLabels[] = {"projects", "locations", "keyRings", "cryptoKeys"};
   for (size_t i = 0; i < 4; ++i) {
     const size_t slash = name.find('/');
     if (slash == std::string_view::npos || name.substr(0, slash) != kLabels[i]) return false;
@@ -149,8 +148,7 @@ absl::StatusOr<std::unique_ptr<GcpKms>> GcpKms::Create(GcpKmsOptions options, co
     return absl::InvalidArgumentError(fmt::format("--gcp-endpoint '{}' is not an https:// URL",
                                                   Printable(options.endpoint, 300)));
   }
-  if (MakeKekId(options.key + "/cryptoKeyVersions/18446744073709551615").size() >
-      kMaxKekIdSize) {
+  if (MakeKekId(options.key + "/cryptoKeyVersions/18446744073709551615").size() > kMaxKekIdSize) {
     return absl::InvalidArgumentError("--gcp-key is too long");
   }
   options.credentials.FromEnvironment();
@@ -183,8 +181,8 @@ absl::StatusOr<std::unique_ptr<GcpKms>> GcpKms::Create(GcpKmsOptions options, co
   rest.max_concurrent_calls = kms->options_.max_concurrent_calls;
   rest.default_call_timeout = kms->options_.default_call_timeout;
   rest.observer = kms->options_.observer;
-  kms->api_ = std::make_unique<BearerRestApi>(std::move(rest), kms->http_.get(),
-                                              kms->tokens_.get());
+  kms->api_ =
+      std::make_unique<BearerRestApi>(std::move(rest), kms->http_.get(), kms->tokens_.get());
   return kms;
 }
 
@@ -245,12 +243,11 @@ absl::StatusOr<WrappedKey> GcpKms::Wrap(const SecretBytes& key, const CallContex
     } else if (!crc.has_value() || *crc != Crc32c(*ciphertext)) {
       problem = "ciphertextCrc32c does not match the ciphertext";
     } else if (VersionOf(name) == 0) {
-      problem = fmt::format("name '{}' is not a version of {}", Printable(name, 300),
-                            options_.key);
+      problem = fmt::format("name '{}' is not a version of {}", Printable(name, 300), options_.key);
     } else if (ciphertext->size() > kMaxBlobSize) {
-      return absl::UnavailableError(fmt::format(
-          "Cloud KMS encrypt: the ciphertext is {} bytes (at most {})", ciphertext->size(),
-          kMaxBlobSize));
+      return absl::UnavailableError(
+          fmt::format("Cloud KMS encrypt: the ciphertext is {} bytes (at most {})",
+                      ciphertext->size(), kMaxBlobSize));
     } else {
       return WrappedKey{MakeKekId(name), *std::move(ciphertext)};
     }
@@ -269,11 +266,11 @@ absl::StatusOr<SecretBytes> GcpKms::Unwrap(const WrappedKey& wrapped, const Call
         Printable(kek_id, kPrintableKekIdLength), options_.key));
   }
   if (wrapped.blob.empty()) return absl::InvalidArgumentError("the wrapped key is empty");
-  const SecretBytes body = JsonObjectOfStrings(
-      {{"ciphertext", Base64Encode(wrapped.blob)},
-       {"ciphertextCrc32c", std::to_string(Crc32c(wrapped.blob))},
-       {"additionalAuthenticatedData", Base64Encode(aad_)},
-       {"additionalAuthenticatedDataCrc32c", std::to_string(Crc32c(aad_))}});
+  const SecretBytes body =
+      JsonObjectOfStrings({{"ciphertext", Base64Encode(wrapped.blob)},
+                           {"ciphertextCrc32c", std::to_string(Crc32c(wrapped.blob))},
+                           {"additionalAuthenticatedData", Base64Encode(aad_)},
+                           {"additionalAuthenticatedDataCrc32c", std::to_string(Crc32c(aad_))}});
   const RestCall call{"decrypt", "POST", url_ + ":decrypt", body.Clone(), true};
   std::string problem;
   for (int round = 1; round <= kIntegrityTries; ++round) {
@@ -303,8 +300,7 @@ absl::StatusOr<SecretBytes> GcpKms::Unwrap(const WrappedKey& wrapped, const Call
 
 absl::StatusOr<KeyStatus> GcpKms::Probe(const CallContext& ctx) {
   const RestCall call{"cryptoKeys.get", "GET", url_, SecretBytes(), true};
-  KMSP_ASSIGN_OR_RETURN(SecretBytes answer,
-                        api_->Call(call, ctx, AttemptSubject{options_.key}));
+  KMSP_ASSIGN_OR_RETURN(SecretBytes answer, api_->Call(call, ctx, AttemptSubject{options_.key}));
   KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "Cloud KMS cryptoKeys.get"));
   auto primary = doc.find("primary");
   if (primary == doc.end() || !primary->is_object()) {
@@ -316,9 +312,9 @@ absl::StatusOr<KeyStatus> GcpKms::Probe(const CallContext& ctx) {
   const std::string name = Str(*primary, "name");
   const std::string state = Str(*primary, "state");
   if (VersionOf(name) == 0) {
-    return absl::UnavailableError(fmt::format(
-        "Cloud KMS cryptoKeys.get: primary '{}' is not a version of {}", Printable(name, 300),
-        options_.key));
+    return absl::UnavailableError(
+        fmt::format("Cloud KMS cryptoKeys.get: primary '{}' is not a version of {}",
+                    Printable(name, 300), options_.key));
   }
   if (state != "ENABLED") {
     return absl::FailedPreconditionError(
@@ -336,16 +332,15 @@ absl::StatusOr<KeyStatus> GcpKms::Probe(const CallContext& ctx) {
 absl::Status GcpKms::RotateKek(const CallContext& ctx) {
   const RestCall create{"cryptoKeyVersions.create", "POST", url_ + "/cryptoKeyVersions",
                         SecretBytes::CopyFrom("{}"), false};
-  KMSP_ASSIGN_OR_RETURN(SecretBytes answer,
-                        api_->Call(create, ctx, AttemptSubject{options_.key}));
+  KMSP_ASSIGN_OR_RETURN(SecretBytes answer, api_->Call(create, ctx, AttemptSubject{options_.key}));
   KMSP_ASSIGN_OR_RETURN(nlohmann::json doc,
                         ParseAnswer(answer, "Cloud KMS cryptoKeyVersions.create"));
   const std::string name = Str(doc, "name");
   const int64_t version = VersionOf(name);
   if (version == 0) {
-    return absl::UnavailableError(fmt::format(
-        "Cloud KMS cryptoKeyVersions.create: '{}' is not a version of {}", Printable(name, 300),
-        options_.key));
+    return absl::UnavailableError(
+        fmt::format("Cloud KMS cryptoKeyVersions.create: '{}' is not a version of {}",
+                    Printable(name, 300), options_.key));
   }
   const std::string body = nlohmann::json{{"cryptoKeyVersionId", std::to_string(version)}}.dump();
   const RestCall update{"updatePrimaryVersion", "POST", url_ + ":updatePrimaryVersion",

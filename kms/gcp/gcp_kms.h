@@ -72,8 +72,7 @@ class GcpKms final : public KeyEncryptionService {
  public:
   // INVALID_ARGUMENT for a malformed key name or endpoint, an unreadable CA file or a bad
   // credentials file. Makes no remote call. `clock` must outlive the backend.
-  static absl::StatusOr<std::unique_ptr<GcpKms>> Create(GcpKmsOptions options,
-                                                        const Clock* clock);
+  static absl::StatusOr<std::unique_ptr<GcpKms>> Create(GcpKmsOptions options, const Clock* clock);
   ~GcpKms() override;
 
   std::string_view Name() const override { return "gcp"; }

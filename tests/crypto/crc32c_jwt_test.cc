@@ -72,8 +72,7 @@ TEST(JwtRs256Test, RefusesWhatIsNotAnRsaKeyOfAtLeast2048Bits) {
   EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(bad.status().message(), Not(HasSubstr("c2VjcmV0")));
   // The 3072-bit recovery test key signs too (any RSA size >= 2048).
-  const SecretBytes rsa3072 =
-      SecretBytes::CopyFrom(ReadFileOrEmpty(testing::kRecoveryTestKeyPem));
+  const SecretBytes rsa3072 = SecretBytes::CopyFrom(ReadFileOrEmpty(testing::kRecoveryTestKeyPem));
   absl::StatusOr<std::string> sig = SignRs256(rsa3072, "x");
   ASSERT_THAT(sig, IsOk());
   EXPECT_EQ(sig->size(), 384U);

@@ -42,21 +42,19 @@ constexpr char kImpersonation[] =
     "generateAccessToken";
 
 std::string ServiceAccountJson() {
-  return nlohmann::json{{"type", "service_account"},
-                        {"project_id", "p"},
-                        {"private_key_id", "kid-1"},
-                        {"private_key", ReadFileOrEmpty(kSaKeyPem)},
-                        {"client_email", kEmail},
-                        {"token_uri", "https://oauth.test/token"}}
+  return nlohmann::json{{"type", "service_account"}, {"project_id", "p"},
+                        {"private_key_id", "kid-1"}, {"private_key", ReadFileOrEmpty(kSaKeyPem)},
+                        {"client_email", kEmail},    {"token_uri", "https://oauth.test/token"}}
       .dump();
 }
 
 nlohmann::json ExternalAccount(const std::string& token_file, bool impersonate) {
-  nlohmann::json doc = {{"type", "external_account"},
-                        {"audience", kAudience},
-                        {"subject_token_type", "urn:ietf:params:oauth:token-type:jwt"},
-                        {"token_url", "https://sts.test/v1/token"},
-                        {"credential_source", {{"file", token_file}, {"format", {{"type", "text"}}}}}};
+  nlohmann::json doc = {
+      {"type", "external_account"},
+      {"audience", kAudience},
+      {"subject_token_type", "urn:ietf:params:oauth:token-type:jwt"},
+      {"token_url", "https://sts.test/v1/token"},
+      {"credential_source", {{"file", token_file}, {"format", {{"type", "text"}}}}}};
   if (impersonate) {
     doc["service_account_impersonation_url"] = kImpersonation;
     doc["service_account_impersonation"] = {{"token_lifetime_seconds", 1800}};
@@ -123,7 +121,8 @@ TEST(GcpCredentialsTest, ARefusedJwtIsUnauthenticatedAndNamesNoSecret) {
   const std::string file = dir.Write("sa.json", ServiceAccountJson());
   FakeClock clock;
   FakeHttpClient http([](const RecordedRequest&) {
-    return MakeResponse(400, R"({"error":"invalid_grant","error_description":"Invalid JWT Signature."})");
+    return MakeResponse(
+        400, R"({"error":"invalid_grant","error_description":"Invalid JWT Signature."})");
   });
   auto source = NewGcpTokenSource(Options(file), &http, &clock);
   ASSERT_THAT(source, IsOk());
@@ -141,7 +140,8 @@ TEST(GcpCredentialsTest, ExternalAccountExchangesTheTokenFileAtStsThenImpersonat
   int sts = 0;
   FakeHttpClient http([&](const RecordedRequest& r) {
     if (r.url == "https://sts.test/v1/token") return TokenAnswer("sts-" + std::to_string(++sts));
-    return MakeResponse(200, R"({"accessToken":"ya29.impersonated","expireTime":"2023-11-14T23:13:20Z"})");
+    return MakeResponse(
+        200, R"({"accessToken":"ya29.impersonated","expireTime":"2023-11-14T23:13:20Z"})");
   });
   auto source = NewCredentialsFileSource(Options(file), &http, &clock);
   auto token = source->Fetch(CallContext::WithTimeout(absl::Seconds(5)));
@@ -190,8 +190,7 @@ TEST(GcpCredentialsTest, ExternalAccountWithoutImpersonationUsesTheFederatedToke
 
 TEST(GcpCredentialsTest, AMissingOrEmptySubjectTokenFileIsAnOutageWithoutARequest) {
   ScratchDir dir;
-  const std::string file =
-      dir.Write("wif.json", ExternalAccount(dir.Path("absent"), true).dump());
+  const std::string file = dir.Write("wif.json", ExternalAccount(dir.Path("absent"), true).dump());
   FakeClock clock;
   FakeHttpClient http([](const RecordedRequest&) { return TokenAnswer("x"); });
   auto source = NewGcpTokenSource(Options(file), &http, &clock);

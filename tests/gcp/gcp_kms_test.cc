@@ -80,10 +80,12 @@ TEST(GcpKmsTest, KeyIdAndAssociatedDataHaveTheGoldenFormat) {
   // Golden body: base64 of the key and of the AAD, and the CRC32Cs as decimal strings.
   EXPECT_EQ(r.body,
             "{\"plaintext\":\"a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=\","
-            "\"plaintextCrc32c\":\"" + std::to_string(Crc32c(std::string(32, 'k'))) + "\","
-            "\"additionalAuthenticatedData\":\"a21zLXBsdWdpbi9rdWJlcm5ldGVzLWttcy12Mjpwcm9qZWN0"
-            "cy9wL2xvY2F0aW9ucy9nbG9iYWwva2V5UmluZ3Mvci9jcnlwdG9LZXlzL2s=\","
-            "\"additionalAuthenticatedDataCrc32c\":\"" +
+            "\"plaintextCrc32c\":\"" +
+                std::to_string(Crc32c(std::string(32, 'k'))) +
+                "\","
+                "\"additionalAuthenticatedData\":\"a21zLXBsdWdpbi9rdWJlcm5ldGVzLWttcy12Mjpwcm9qZWN0"
+                "cy9wL2xvY2F0aW9ucy9nbG9iYWwva2V5UmluZ3Mvci9jcnlwdG9LZXlzL2s=\","
+                "\"additionalAuthenticatedDataCrc32c\":\"" +
                 std::to_string(Crc32c(GcpKms::AssociatedData(kTestKey))) + "\"}");
   auto back = h.kms->Unwrap(*wrapped, h.Ctx());
   ASSERT_THAT(back, IsOk());
@@ -98,10 +100,11 @@ TEST(GcpKmsTest, KeyIdAndAssociatedDataHaveTheGoldenFormat) {
 
 TEST(GcpKmsTest, CreateRefusesMalformedKeysAndEndpointsWithoutARemoteCall) {
   FakeClock clock;
-  for (const std::string key : {"", "projects/p", "projects/p/locations/l/keyRings/r",
-                                "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
-                                "projects//locations/l/keyRings/r/cryptoKeys/k",
-                                "projects/p/locations/l/keyrings/r/cryptoKeys/k"}) {
+  for (const std::string key :
+       {"", "projects/p", "projects/p/locations/l/keyRings/r",
+        "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1",
+        "projects//locations/l/keyRings/r/cryptoKeys/k",
+        "projects/p/locations/l/keyrings/r/cryptoKeys/k"}) {
     GcpKmsOptions o;
     o.key = key;
     o.http = std::make_unique<FakeHttpClient>([](const RecordedRequest&) {
@@ -110,7 +113,8 @@ TEST(GcpKmsTest, CreateRefusesMalformedKeysAndEndpointsWithoutARemoteCall) {
     });
     o.tokens = std::make_unique<StaticTokenSource>();
     EXPECT_THAT(GcpKms::Create(std::move(o), &clock),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--gcp-key"))) << key;
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--gcp-key")))
+        << key;
   }
   for (const std::string endpoint : {"http://kms.test", "kms.test", "https://"}) {
     GcpKmsOptions o;
@@ -120,8 +124,9 @@ TEST(GcpKmsTest, CreateRefusesMalformedKeysAndEndpointsWithoutARemoteCall) {
     EXPECT_THAT(GcpKms::Create(std::move(o), &clock),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--gcp-endpoint")));
   }
-  EXPECT_TRUE(GcpKms::ValidKeyName("projects/my-proj/locations/europe-west1/keyRings/k8s/"
-                                   "cryptoKeys/etcd_kek.1"));
+  EXPECT_TRUE(
+      GcpKms::ValidKeyName("projects/my-proj/locations/europe-west1/keyRings/k8s/"
+                           "cryptoKeys/etcd_kek.1"));
 }
 
 // An encrypt answer spoiled by `spoil` (applied to the JSON).
@@ -138,8 +143,11 @@ TEST(GcpKmsTest, AnIntegrityMismatchIsRetriedOnceThenIsAnOutage) {
       [](nlohmann::json& d) { d["ciphertextCrc32c"] = "1"; },
       [](nlohmann::json& d) { d.erase("verifiedPlaintextCrc32c"); },
       [](nlohmann::json& d) { d["verifiedAdditionalAuthenticatedDataCrc32c"] = false; },
-      [](nlohmann::json& d) { d["name"] = "projects/p/locations/global/keyRings/r/cryptoKeys/"
-                                          "other/cryptoKeyVersions/1"; },
+      [](nlohmann::json& d) {
+        d["name"] =
+            "projects/p/locations/global/keyRings/r/cryptoKeys/"
+            "other/cryptoKeyVersions/1";
+      },
       [](nlohmann::json& d) { d["name"] = std::string(kTestKey); },
   };
   for (size_t i = 0; i < spoilers.size(); ++i) {
@@ -158,7 +166,8 @@ TEST(GcpKmsTest, AnIntegrityMismatchIsRetriedOnceThenIsAnOutage) {
       return SpoiledEncrypt(fake, r, spoilers[i]);
     });
     EXPECT_THAT(always.kms->Wrap(SecretBytes::CopyFrom("dek"), always.Ctx()),
-                StatusIs(absl::StatusCode::kUnavailable, HasSubstr("integrity"))) << i;
+                StatusIs(absl::StatusCode::kUnavailable, HasSubstr("integrity")))
+        << i;
     EXPECT_EQ(calls, 2) << i;
   }
   // Decrypt: a plaintextCrc32c mismatch.
@@ -185,11 +194,14 @@ TEST(GcpKmsTest, UnwrapRefusesKekIdsOfOtherKeysWithoutARemoteCall) {
     return MakeResponse(500, "");
   });
   const std::vector<std::string> kek_ids = {
-       std::string("gcp:") + kTestKey, "gcp:" + std::string(kTestKey) + "/cryptoKeyVersions/",
-        "gcp:" + std::string(kTestKey) + "/cryptoKeyVersions/0",
-        "gcp:" + std::string(kTestKey) + "/cryptoKeyVersions/1x",
-        "gcp:" + std::string(kTestKey) + "2/cryptoKeyVersions/1", "aws:" + kV1, kV1,
-        "gcp:projects/p/locations/global/keyRings/r/cryptoKeys/other/cryptoKeyVersions/1"};
+      std::string("gcp:") + kTestKey,
+      "gcp:" + std::string(kTestKey) + "/cryptoKeyVersions/",
+      "gcp:" + std::string(kTestKey) + "/cryptoKeyVersions/0",
+      "gcp:" + std::string(kTestKey) + "/cryptoKeyVersions/1x",
+      "gcp:" + std::string(kTestKey) + "2/cryptoKeyVersions/1",
+      "aws:" + kV1,
+      kV1,
+      "gcp:projects/p/locations/global/keyRings/r/cryptoKeys/other/cryptoKeyVersions/1"};
   for (const std::string& kek_id : kek_ids) {
     EXPECT_THAT(h.kms->Unwrap({kek_id, "CT:x"}, h.Ctx()),
                 StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not one of")))
@@ -208,18 +220,18 @@ TEST(GcpKmsTest, ErrorsAreRevocationsOrOutagesAsCloudKmsMeansThem) {
                    absl::StatusCode::kFailedPrecondition, 1});
   cases.push_back({GoogleError(403, "PERMISSION_DENIED", "Permission denied"),
                    absl::StatusCode::kPermissionDenied, 1});
-  cases.push_back({GoogleError(404, "NOT_FOUND", "CryptoKey not found"),
-                   absl::StatusCode::kNotFound, 1});
+  cases.push_back(
+      {GoogleError(404, "NOT_FOUND", "CryptoKey not found"), absl::StatusCode::kNotFound, 1});
   cases.push_back({GoogleError(400, "INVALID_ARGUMENT", "Decryption failed"),
                    absl::StatusCode::kInvalidArgument, 1});
   cases.push_back({GoogleError(429, "RESOURCE_EXHAUSTED", "Quota exceeded"),
                    absl::StatusCode::kUnavailable, 3});
-  cases.push_back({GoogleError(503, "UNAVAILABLE", "try again"), absl::StatusCode::kUnavailable,
-                   3});
+  cases.push_back(
+      {GoogleError(503, "UNAVAILABLE", "try again"), absl::StatusCode::kUnavailable, 3});
   cases.push_back({GoogleError(500, "INTERNAL", "oops"), absl::StatusCode::kUnavailable, 3});
   cases.push_back({GoogleError(409, "ABORTED", "conflict"), absl::StatusCode::kUnavailable, 3});
-  cases.push_back({MakeResponse(502, "<html>bad gateway</html>"), absl::StatusCode::kUnavailable,
-                   3});
+  cases.push_back(
+      {MakeResponse(502, "<html>bad gateway</html>"), absl::StatusCode::kUnavailable, 3});
   for (const Case& c : cases) {
     int calls = 0;
     Harness h([&](const RecordedRequest&) {
@@ -229,9 +241,9 @@ TEST(GcpKmsTest, ErrorsAreRevocationsOrOutagesAsCloudKmsMeansThem) {
     auto wrapped = h.kms->Wrap(SecretBytes::CopyFrom("dek"), h.Ctx());
     EXPECT_THAT(wrapped, StatusIs(c.code)) << c.answer.status;
     EXPECT_EQ(calls, c.calls) << c.answer.status;
-    EXPECT_EQ(IsKeyRevokedError(wrapped.status()),
-              c.code != absl::StatusCode::kUnavailable &&
-                  c.code != absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(
+        IsKeyRevokedError(wrapped.status()),
+        c.code != absl::StatusCode::kUnavailable && c.code != absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(wrapped.status().message()), HasSubstr("Cloud KMS encrypt"));
   }
   // A network failure: retried, then an outage.
@@ -273,10 +285,10 @@ TEST(GcpKmsTest, RotateKekCreatesAVersionAndMakesItPrimary) {
     if (r.url.find(":updatePrimaryVersion") != std::string::npos) {
       return MakeResponse(200, nlohmann::json{{"name", kTestKey}}.dump());
     }
-    return MakeResponse(200, nlohmann::json{{"name", std::string(kTestKey) +
-                                                         "/cryptoKeyVersions/7"},
-                                            {"state", "ENABLED"}}
-                                 .dump());
+    return MakeResponse(200,
+                        nlohmann::json{{"name", std::string(kTestKey) + "/cryptoKeyVersions/7"},
+                                       {"state", "ENABLED"}}
+                            .dump());
   });
   ASSERT_THAT(h.kms->RotateKek(h.Ctx()), IsOk());
   const auto reqs = h.http->requests();

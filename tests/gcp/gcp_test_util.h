@@ -80,16 +80,17 @@ struct FakeCloudKms {
 
   HttpResponse Answer(const RecordedRequest& r) const {
     const std::string base = std::string("/v1/") + kTestKey;
-    const std::string version_name = std::string(kTestKey) + "/cryptoKeyVersions/" +
-                                     std::to_string(version);
+    const std::string version_name =
+        std::string(kTestKey) + "/cryptoKeyVersions/" + std::to_string(version);
     if (r.method == "GET") {
-      return MakeResponse(200, nlohmann::json{{"name", kTestKey},
-                                              {"purpose", "ENCRYPT_DECRYPT"},
-                                              {"primary",
-                                               {{"name", version_name},
-                                                {"state", state},
-                                                {"protectionLevel", "SOFTWARE"}}}}
-                                   .dump());
+      return MakeResponse(
+          200,
+          nlohmann::json{
+              {"name", kTestKey},
+              {"purpose", "ENCRYPT_DECRYPT"},
+              {"primary",
+               {{"name", version_name}, {"state", state}, {"protectionLevel", "SOFTWARE"}}}}
+              .dump());
     }
     const nlohmann::json req = nlohmann::json::parse(r.body, nullptr, false);
     if (r.url.size() >= 8 && r.url.substr(r.url.size() - 8) == ":encrypt") {
@@ -114,8 +115,8 @@ struct FakeCloudKms {
 // A google.rpc error answer.
 inline HttpResponse GoogleError(int http, const std::string& status, const std::string& message) {
   return MakeResponse(
-      http, nlohmann::json{{"error", {{"code", http}, {"message", message}, {"status", status}}}}
-                .dump());
+      http,
+      nlohmann::json{{"error", {{"code", http}, {"message", message}, {"status", status}}}}.dump());
 }
 
 }  // namespace kmsplugin::testing
