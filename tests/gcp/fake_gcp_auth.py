@@ -99,6 +99,7 @@ def token(state, headers, body, entry):
         raise OAuthError(400, "unsupported_grant_type", "Invalid grant_type.")
     sa = _verify_jwt(state, form.get("assertion", ""), entry)
     tok, lifetime = state.issue_token(sa.email, "service-account")
+    entry["lifetime"] = lifetime
     return 200, {"access_token": tok, "expires_in": lifetime, "token_type": "Bearer"}
 
 

@@ -87,8 +87,8 @@ class GoogleAuthAgainstFakeTest(unittest.TestCase):
         self.assertEqual(base64.b64decode(dec["plaintext"]), pt)
         self.assertEqual(int(dec["plaintextCrc32c"]), crc32c(pt))
         self.assertTrue(dec["usedPrimary"])
-        r = session.post(GCP.kms_url(KEY, "decrypt"), json={"ciphertext": enc["ciphertext"],
-                                                           "additionalAuthenticatedData": b64(b"x")})
+        r = session.post(GCP.kms_url(KEY, "decrypt"), json={
+            "ciphertext": enc["ciphertext"], "additionalAuthenticatedData": b64(b"x")})
         self.assertEqual((r.status_code, r.json()["error"]["status"]), (400, "INVALID_ARGUMENT"))
 
     def test_service_account_key_file_jwt_is_verified_and_its_token_works(self):

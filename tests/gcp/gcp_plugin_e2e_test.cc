@@ -280,6 +280,50 @@ TEST_F(GcpPluginE2eTest, RotationByCloudKmsAndByRotateKekGivesNewKeyIdsOldDataDe
   EXPECT_EQ(server_->Count("decrypt"), 2);
 }
 
+// Short-lived tokens are replaced before they expire (no call is ever refused with 401), an
+// expired one is replaced at the first 401, and 503s are retried without turning unhealthy.
+TEST_F(GcpPluginE2eTest, TokensAreRefreshedBeforeExpiryAnd401And503AreRetried) {
+  ASSERT_THAT(server_->Admin("/admin/token-lifetime", {{"seconds", 120}}).status(), IsOk());
+  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(GcpOptions()));
+  ApiserverKmsClient client(plugin->grpc_target());
+  // Inside the refresh window from the start: each 1 s poll refreshes the token ahead of expiry.
+  ASSERT_TRUE(PollUntil([&] { return server_->Count("token") >= 3; }, absl::Seconds(20)));
+  for (const auto& r : ServerLog()) EXPECT_NE(r.value("status", 0), 401) << r;
+
+  // Once a one-hour token is cached, no refresh is due: the next call after expiry meets a 401.
+  ASSERT_THAT(server_->Admin("/admin/token-lifetime", {{"seconds", 3600}}).status(), IsOk());
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        int lifetime = 0;
+        for (const auto& r : ServerLog()) {
+          if (r["op"] == "token") lifetime = r.value("lifetime", 0);
+        }
+        return lifetime == 3600;
+      },
+      absl::Seconds(20)));
+  const int tokens = server_->Count("token");
+  const int gets = server_->Count("get");
+  ASSERT_THAT(server_->Admin("/admin/tokens/expire").status(), IsOk());
+  ASSERT_THAT(server_->Fault("get", "503", 2), IsOk());
+  // The next polls: 401, a new token, then 503 twice (retried), then the answer.
+  ASSERT_TRUE(PollUntil([&] { return server_->Count("get") > gets + 1; }, absl::Seconds(20)));
+  EXPECT_GE(server_->Count("token"), tokens + 1);
+  int unauthorized = 0;
+  int unavailable = 0;
+  for (const auto& r : ServerLog()) {
+    unauthorized += r.value("status", 0) == 401;
+    unavailable += r.value("status", 0) == 503;
+  }
+  EXPECT_GE(unauthorized, 1);
+  EXPECT_EQ(unavailable, 2);
+  ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
+  EXPECT_EQ(status.healthz(), "ok");
+  const std::string plaintext = Secret("after-refresh");
+  ITEST_ASSIGN_OR_FAIL(std::string back, client.RoundTrip(plaintext));
+  EXPECT_EQ(back, plaintext);
+  EXPECT_THAT(plugin->Log(), Not(HasSubstr("purging")));
+}
+
 TEST_F(GcpPluginE2eTest, DuringAnOutageEncryptAndCachedDecryptKeepWorkingAndStatusStaysOk) {
   PluginOptions options = GcpOptions();
   options.args.insert(options.args.end(), {"--kms-outage-window", "10m"});
