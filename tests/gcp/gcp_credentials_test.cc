@@ -204,12 +204,22 @@ TEST(GcpCredentialsTest, AMissingOrEmptySubjectTokenFileIsAnOutageWithoutAReques
   EXPECT_EQ(http.requests().size(), 0U);
 }
 
+// Sets (or, with nullptr, unsets) an environment variable. The test runs no other thread while
+// it changes the environment, hence the NOLINT for setenv/unsetenv's thread-unsafety.
+void SetEnv(const char* name, const char* value) {
+  if (value == nullptr) {
+    ::unsetenv(name);  // NOLINT(concurrency-mt-unsafe)
+  } else {
+    ::setenv(name, value, 1);  // NOLINT(concurrency-mt-unsafe)
+  }
+}
+
 TEST(GcpCredentialsTest, TheMetadataServerServesWhenNoFileIsConfigured) {
-  ::setenv("GCE_METADATA_HOST", "127.0.0.9:8181", 1);
-  ::unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+  SetEnv("GCE_METADATA_HOST", "127.0.0.9:8181");
+  SetEnv("GOOGLE_APPLICATION_CREDENTIALS", nullptr);
   GcpCredentialsOptions o;
   o.FromEnvironment();
-  ::unsetenv("GCE_METADATA_HOST");
+  SetEnv("GCE_METADATA_HOST", nullptr);
   EXPECT_EQ(o.metadata_host, "127.0.0.9:8181");
   EXPECT_EQ(o.credentials_file, "");
   FakeClock clock;
@@ -227,13 +237,13 @@ TEST(GcpCredentialsTest, TheMetadataServerServesWhenNoFileIsConfigured) {
             "?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform");
   EXPECT_EQ(http.requests()[0].Header("metadata-flavor"), "Google");
   // GOOGLE_APPLICATION_CREDENTIALS names the file when no flag does; the flag wins.
-  ::setenv("GOOGLE_APPLICATION_CREDENTIALS", "/env/creds.json", 1);
+  SetEnv("GOOGLE_APPLICATION_CREDENTIALS", "/env/creds.json");
   GcpCredentialsOptions from_env;
   from_env.FromEnvironment();
   GcpCredentialsOptions from_flag;
   from_flag.credentials_file = "/flag/creds.json";
   from_flag.FromEnvironment();
-  ::unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+  SetEnv("GOOGLE_APPLICATION_CREDENTIALS", nullptr);
   EXPECT_EQ(from_env.credentials_file, "/env/creds.json");
   EXPECT_EQ(from_flag.credentials_file, "/flag/creds.json");
   EXPECT_EQ(from_env.metadata_host, "metadata.google.internal");

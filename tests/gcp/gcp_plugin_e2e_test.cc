@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "tests/gcp/fake_gcp_server.h"
 #include "tests/integration/audit_lines.h"
+#include "tests/integration/metrics_scrape.h"
 #include "tests/integration/plugin_test_base.h"
 
 namespace kmsplugin::testing {
@@ -103,7 +104,7 @@ class GcpPluginE2eTest : public PluginTestBase {
                                 {"credential_source", {{"file", token_path}}},
                                 {"service_account_impersonation_url",
                                  server_->impersonation_url(server_->impersonated_email())}};
-    const std::string path = dir_->File("wif.json");
+    std::string path = dir_->File("wif.json");
     EXPECT_THAT(WriteFile(path, doc.dump()), IsOk());
     return path;
   }
@@ -284,7 +285,9 @@ TEST_F(GcpPluginE2eTest, RotationByCloudKmsAndByRotateKekGivesNewKeyIdsOldDataDe
 // expired one is replaced at the first 401, and 503s are retried without turning unhealthy.
 TEST_F(GcpPluginE2eTest, TokensAreRefreshedBeforeExpiryAnd401And503AreRetried) {
   ASSERT_THAT(server_->Admin("/admin/token-lifetime", {{"seconds", 120}}).status(), IsOk());
-  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(GcpOptions()));
+  PluginOptions options = GcpOptions();
+  options.args.insert(options.args.end(), {"--health-addr", "127.0.0.1:0"});
+  ITEST_ASSIGN_OR_FAIL(auto plugin, Start(options));
   ApiserverKmsClient client(plugin->grpc_target());
   // Inside the refresh window from the start: each 1 s poll refreshes the token ahead of expiry.
   ASSERT_TRUE(PollUntil([&] { return server_->Count("token") >= 3; }, absl::Seconds(20)));
@@ -314,8 +317,21 @@ TEST_F(GcpPluginE2eTest, TokensAreRefreshedBeforeExpiryAnd401And503AreRetried) {
     unauthorized += r.value("status", 0) == 401;
     unavailable += r.value("status", 0) == 503;
   }
-  EXPECT_GE(unauthorized, 1);
+  EXPECT_EQ(unauthorized, 1);
   EXPECT_EQ(unavailable, 2);
+  // /metrics counts the same retries: the 401 (credentials) and the two 503s (unavailable).
+  ITEST_ASSIGN_OR_FAIL(int port, HealthPort(*plugin));
+  ITEST_ASSIGN_OR_FAIL(PromText metrics, Scrape(port));
+  const auto retries = metrics.Samples("kms_plugin_kms_retries_total");
+  EXPECT_EQ(retries.size(), 9U);
+  for (const PromSample& s : retries) {
+    EXPECT_EQ(s.labels.at("backend"), "gcp");
+    const std::string& error_class = s.labels.at("error_class");
+    EXPECT_EQ(s.value, error_class == "unavailable"   ? 2.0
+                       : error_class == "credentials" ? 1.0
+                                                      : 0.0)
+        << error_class;
+  }
   ITEST_ASSIGN_OR_FAIL(v2::StatusResponse status, client.Status());
   EXPECT_EQ(status.healthz(), "ok");
   const std::string plaintext = Secret("after-refresh");
