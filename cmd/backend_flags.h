@@ -54,10 +54,21 @@ struct BackendFlags {
   std::string vault_k8s_mount = "kubernetes";
   std::string vault_k8s_token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
   bool vault_insecure_http_for_tests = false;  // Accept an http:// --vault-addr.
+  // --kms gcp (kms/gcp/gcp_kms.h; flags in cmd/gcp_backend_flags.cc)
+  std::string gcp_key;               // projects/P/locations/L/keyRings/R/cryptoKeys/K
+  std::string gcp_endpoint;          // Default: https://cloudkms.googleapis.com
+  std::string gcp_ca_file;           // Trusted on top of the system roots, for every endpoint.
+  std::string gcp_credentials_file;  // Default: $GOOGLE_APPLICATION_CREDENTIALS, then metadata.
 };
 
 // Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.
 void AddBackendFlags(CLI::App* cmd, BackendFlags* flags);
+
+// --kms gcp (cmd/gcp_backend_flags.cc): its flags, and the backend they name.
+void AddGcpFlags(CLI::App* cmd, BackendFlags* flags);
+absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateGcp(const BackendFlags& flags,
+                                                                 const Clock* clock,
+                                                                 RemoteAttemptObserver* observer);
 
 // The AwsKms options of --kms aws (fips under --aws-fips or --fips). INVALID_ARGUMENT for a bad
 // --aws-encryption-context.

@@ -1,5 +1,6 @@
 // The backend flags of `kms-plugin serve`: --fips selects the AWS KMS FIPS endpoints as
-// --aws-fips does (the FIPS provider itself is checked end to end in plugin_operations_test).
+// --aws-fips does (the FIPS provider itself is checked end to end in plugin_operations_test);
+// --kms gcp builds its backend.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -46,6 +47,31 @@ TEST(BackendFlagsTest, WithoutEitherFlagTheEndpointsAreTheStandardOnes) {
 
 TEST(BackendFlagsTest, BadEncryptionContextIsRefused) {
   EXPECT_FALSE(Parse({"--aws-encryption-context", "novalue"}).ok());
+}
+
+// --kms gcp builds the Google Cloud KMS backend from its flags, with no remote call (the
+// endpoint is a closed port), and refuses a missing --gcp-key.
+TEST(BackendFlagsTest, GcpFlagsBuildTheCloudKmsBackend) {
+  for (const bool with_key : {true, false}) {
+    CLI::App app;
+    BackendFlags flags;
+    AddBackendFlags(&app, &flags);
+    std::vector<std::string> args = {"--kms", "gcp", "--gcp-endpoint", "https://127.0.0.1:1"};
+    if (with_key) {
+      args.insert(args.end(), {"--gcp-key", "projects/p/locations/l/keyRings/r/cryptoKeys/k"});
+    }
+    std::reverse(args.begin(), args.end());
+    app.parse(args);
+    EXPECT_EQ(flags.gcp_endpoint, "https://127.0.0.1:1");
+    RealClock clock;
+    auto kms = CreateBackend(flags, &clock);
+    if (with_key) {
+      ASSERT_TRUE(kms.ok()) << kms.status();
+      EXPECT_EQ((*kms)->Name(), "gcp");
+    } else {
+      EXPECT_EQ(kms.status().code(), absl::StatusCode::kInvalidArgument);
+    }
+  }
 }
 
 }  // namespace

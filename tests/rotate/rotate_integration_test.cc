@@ -39,6 +39,9 @@
 #if KMSP_ROTATE_WITH_VAULT
 #include "tests/vault/fake_vault_server.h"
 #endif
+#if KMSP_ROTATE_WITH_GCP
+#include "tests/gcp/fake_gcp_server.h"
+#endif
 
 namespace kmsplugin::testing {
 namespace {
@@ -181,7 +184,7 @@ class Checkers {
   std::vector<std::thread> threads_;
 };
 
-enum class Backend { kLocal, kAws, kPkcs11, kVault };
+enum class Backend { kLocal, kAws, kPkcs11, kVault, kGcp };
 
 const char* BackendLabel(Backend b) {
   switch (b) {
@@ -189,6 +192,7 @@ const char* BackendLabel(Backend b) {
     case Backend::kAws: return "aws";
     case Backend::kPkcs11: return "pkcs11";
     case Backend::kVault: return "vault";
+    case Backend::kGcp: return "gcp";
   }
   return "?";
 }
@@ -244,6 +248,16 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
       GTEST_SKIP() << "the Vault backend is not built";
 #endif
     }
+    if (GetParam() == Backend::kGcp) {
+#if KMSP_ROTATE_WITH_GCP
+      auto server = FakeGcpServer::Start();
+      ASSERT_TRUE(server.ok()) << server.status();
+      gcp_ = std::move(*server);
+      ASSERT_THAT(gcp_->CreateKey(kGcpKey), IsOk());
+#else
+      GTEST_SKIP() << "the GCP backend is not built";
+#endif
+    }
   }
 
   // The serve flags of the backend under test (every node shares it).
@@ -268,11 +282,23 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
               "--vault-token-file", dir_->File("vault-token")};
     }
 #endif
+#if KMSP_ROTATE_WITH_GCP
+    if (GetParam() == Backend::kGcp) {
+      return {"--kms", "gcp", "--gcp-key", kGcpKey, "--gcp-endpoint", gcp_->endpoint(),
+              "--gcp-ca-file", gcp_->ca_file()};
+    }
+#endif
     return LocalKmsArgs(keyring_path_);
   }
   std::vector<std::string> BackendEnv() const {
 #if KMSP_ROTATE_WITH_PKCS11
     if (GetParam() == Backend::kPkcs11) return softhsm_->Env();
+#endif
+#if KMSP_ROTATE_WITH_GCP
+    if (GetParam() == Backend::kGcp) {  // The service-account key file; no real metadata server.
+      return {"GOOGLE_APPLICATION_CREDENTIALS=" + gcp_->sa_key_file(),
+              "GCE_METADATA_HOST=" + gcp_->metadata_host(), "NO_PROXY=127.0.0.1"};
+    }
 #endif
     if (GetParam() != Backend::kAws) return {};
 #if KMSP_ROTATE_WITH_AWS
@@ -305,6 +331,9 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
 #endif
 #if KMSP_ROTATE_WITH_VAULT
     if (GetParam() == Backend::kVault) return vault_->Count("rotate");  // Transit rotations.
+#endif
+#if KMSP_ROTATE_WITH_GCP
+    if (GetParam() == Backend::kGcp) return gcp_->Count("versions.create");  // New versions.
 #endif
     auto text = ReadFile(keyring_path_);
     EXPECT_TRUE(text.ok()) << text.status();
@@ -369,6 +398,10 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
 #endif
 #if KMSP_ROTATE_WITH_VAULT
   std::unique_ptr<FakeVaultServer> vault_;
+#endif
+#if KMSP_ROTATE_WITH_GCP
+  static constexpr char kGcpKey[] = "projects/p/locations/global/keyRings/r/cryptoKeys/k8s";
+  std::unique_ptr<FakeGcpServer> gcp_;
 #endif
 };
 
@@ -554,7 +587,7 @@ TEST(RotateCommandTest, MismatchedAdminSocketFlagsAreAUsageError) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, RotateIntegrationTest,
                          ::testing::Values(Backend::kLocal, Backend::kAws, Backend::kPkcs11,
-                                           Backend::kVault),
+                                           Backend::kVault, Backend::kGcp),
                          BackendName);
 
 }  // namespace
