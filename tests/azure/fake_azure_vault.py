@@ -1,6 +1,6 @@
 """Key Vault keys REST API of the fake Azure server (remote-kms-apis.md §6.2-§6.4): key GET
-(with and without a version, trailing slash accepted), versions, rotate, PATCH attributes, DELETE, and
-wrapkey / unwrapkey / encrypt / decrypt on a version. Any api-version is accepted.
+(with and without a version, trailing slash accepted), versions, rotate, PATCH attributes, DELETE,
+and wrapkey / unwrapkey / encrypt / decrypt on a version. Any api-version is accepted.
 
 handle() returns (status, body object); errors are raised as AzureError. The caller has already
 checked the bearer token (or answered the 401 challenge) and holds State.lock.
