@@ -230,6 +230,10 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Impl::Send(const HttpRequest& reque
   api_.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
   api_.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!options_.ca_file.empty()) api_.easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
+  // OpenSSL reads both the file and the hashed directory: the extra CA on top of the system roots.
+  if (!options_.ca_file.empty() && !options_.system_ca_dir.empty()) {
+    api_.easy_setopt(h, CURLOPT_CAPATH, options_.system_ca_dir.c_str());
+  }
   if (!options_.client_cert_file.empty()) {
     api_.easy_setopt(h, CURLOPT_SSLCERT, options_.client_cert_file.c_str());
     api_.easy_setopt(h, CURLOPT_SSLKEY, options_.client_key_file.c_str());

@@ -16,8 +16,8 @@
 //   `request.deadline` (or `default_timeout` when the deadline is infinite), and the connect
 //   timeout is the smaller of that and `connect_timeout`.
 // - TLS peer and host verification are always on; `ca_file` replaces the system CA bundle (a test
-//   server's own CA). Plain http:// is allowed (instance metadata and container credentials are
-//   plain HTTP on link-local or loopback addresses).
+//   server's own CA), or adds to it with `system_ca_dir`. Plain http:// is allowed (instance
+//   metadata and container credentials are plain HTTP on link-local or loopback addresses).
 // - Proxies come from the usual environment variables (http_proxy, https_proxy, no_proxy), which
 //   libcurl honours by default.
 // - Connections are reused: easy handles are pooled and kept between requests.
@@ -82,8 +82,16 @@ class HttpClient {
   virtual absl::StatusOr<HttpResponse> Send(const HttpRequest& request) = 0;
 };
 
+// The system's hashed CA directory on Debian (ca-certificates).
+inline constexpr const char* kSystemCaDir = "/etc/ssl/certs";
+
 struct HttpClientOptions {
   std::string ca_file;  // PEM bundle for https; empty = the system bundle.
+  // With `ca_file`: a hashed CA directory (c_rehash layout) trusted as well, so that `ca_file` adds
+  // to the system roots instead of replacing them (the GCP and Azure --…-ca-file flags: one
+  // bundle for a private endpoint while the public token endpoints keep working). Empty: `ca_file`
+  // alone.
+  std::string system_ca_dir;
   // PEM client certificate and its private key for mutual TLS (CURLOPT_SSLCERT / SSLKEY); both or
   // neither.
   std::string client_cert_file;

@@ -33,6 +33,7 @@ PACKAGES=(
   softhsm2 opensc etcd-server systemd
   python3 python3-boto3 python3-botocore python3-hvac python3-grpcio python3-protobuf
   python3-matplotlib python3-nacl python3-cryptography python3-yaml
+  python3-azure python3-google-auth python3-googleapi python3-google-auth-httplib2
 )
 
 as_root() {

@@ -9,6 +9,7 @@
 #include "crypto/encoding.h"
 #include "fmt/format.h"
 #include "kms/aws/credentials_provider.h"
+#include "kms/secret_json.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -87,14 +88,6 @@ std::string StringField(const nlohmann::json& doc, const char* key) {
   auto it = doc.find(key);
   if (it == doc.end() || !it->is_string()) return "";
   return it->get<std::string>();
-}
-
-// Wipes every string value of a JSON object (responses that held plaintext).
-void WipeJson(nlohmann::json& doc) {
-  if (!doc.is_object()) return;
-  for (auto& [k, v] : doc.items()) {
-    if (v.is_string()) WipeString(v.get_ref<std::string&>());
-  }
 }
 
 }  // namespace

@@ -55,15 +55,15 @@ struct BearerRestOptions {
   RetryPolicy retry;
   size_t max_concurrent_calls = 16;
   absl::Duration default_call_timeout = absl::Seconds(10);  // When ctx has no deadline.
-  RemoteAttemptObserver* observer = nullptr;  // May be null; must outlive the api.
+  RemoteAttemptObserver* observer = nullptr;                // May be null; must outlive the api.
 };
 
 struct RestCall {
-  std::string_view operation;     // "encrypt", "wrapkey", "cryptoKeys.get": messages, reports.
+  std::string_view operation;        // "encrypt", "wrapkey", "cryptoKeys.get": messages, reports.
   std::string_view method = "POST";  // GET or POST.
-  std::string url;                // Full URL, query included.
-  SecretBytes body;               // JSON for a POST (may hold key material).
-  bool idempotent = true;         // false: resent only when the answer proves no action.
+  std::string url;                   // Full URL, query included.
+  SecretBytes body;                  // JSON for a POST (may hold key material).
+  bool idempotent = true;            // false: resent only when the answer proves no action.
 };
 
 class BearerRestApi {

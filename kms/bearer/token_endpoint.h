@@ -54,7 +54,7 @@ struct TokenEndpointOptions {
   std::string_view backend;  // "gcp", "azure": the attempt reports' backend.
   RetryPolicy retry;
   absl::Duration default_call_timeout = absl::Seconds(10);  // When ctx has no deadline.
-  RemoteAttemptObserver* observer = nullptr;  // Told about each attempt; may be null.
+  RemoteAttemptObserver* observer = nullptr;                // Told about each attempt; may be null.
 };
 
 // Sends `request` (retrying what may heal) and parses the answer. `clock` dates the expiry.

@@ -6,7 +6,7 @@
 #include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
-#include "kms/vault/vault_json.h"
+#include "kms/secret_json.h"
 #include "nlohmann/json.hpp"
 
 namespace kmsplugin::vault {

@@ -7,7 +7,7 @@
 #include "base/status.h"
 #include "fmt/format.h"
 #include "kms/secret_file.h"
-#include "kms/vault/vault_json.h"
+#include "kms/secret_json.h"
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin::vault {
@@ -35,7 +35,7 @@ absl::StatusOr<SecretBytes> ReadSecret(const std::string& path, std::string_view
 // The "auth" object of a login or renew-self answer.
 absl::StatusOr<SecretBytes> TakeAuth(const SecretBytes& body, std::string_view what,
                                      absl::Duration* ttl, bool* renewable) {
-  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(body, what));
+  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(body, "Vault " + std::string(what)));
   auto auth = doc.find("auth");
   absl::StatusOr<SecretBytes> token =
       absl::UnavailableError(fmt::format("Vault {}: the answer has no auth.client_token", what));
@@ -132,7 +132,7 @@ absl::StatusOr<VaultAuth::Grant> VaultAuth::ReadTokenFile(const CallContext& ctx
   KMSP_ASSIGN_OR_RETURN(SecretBytes answer,
                         api_->Call("token lookup-self", "GET", "auth/token/lookup-self",
                                    SecretBytes(), &g.token, true, ctx));
-  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "token lookup-self"));
+  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "Vault token lookup-self"));
   g.ttl = absl::Seconds(std::max<int64_t>(0, IntField(doc, "data", "ttl").value_or(0)));
   auto data = doc.find("data");
   if (data != doc.end() && data->is_object()) {

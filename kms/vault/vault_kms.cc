@@ -6,7 +6,7 @@
 #include "base/status.h"
 #include "crypto/encoding.h"
 #include "fmt/format.h"
-#include "kms/vault/vault_json.h"
+#include "kms/secret_json.h"
 #include "spdlog/spdlog.h"
 
 namespace kmsplugin::vault {
@@ -141,7 +141,7 @@ absl::StatusOr<WrappedKey> VaultKms::Wrap(const SecretBytes& key, const CallCont
   };
   KMSP_ASSIGN_OR_RETURN(SecretBytes answer, Authed("transit encrypt", "POST", path, body, true, ctx,
                                                    {}, version_of_answer));
-  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "transit encrypt"));
+  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "Vault transit encrypt"));
   std::string ciphertext = StringField(doc, "data", "ciphertext");
   const std::optional<int64_t> reported = IntField(doc, "data", "key_version");
   const std::optional<int64_t> version = CiphertextVersion(ciphertext);
@@ -184,7 +184,7 @@ absl::StatusOr<SecretBytes> VaultKms::Unwrap(const WrappedKey& wrapped, const Ca
   const std::string path = fmt::format("{}/decrypt/{}", options_.transit_mount, options_.key);
   KMSP_ASSIGN_OR_RETURN(SecretBytes answer,
                         Authed("transit decrypt", "POST", path, body, true, ctx, kek_id));
-  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "transit decrypt"));
+  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "Vault transit decrypt"));
   absl::StatusOr<SecretBytes> plaintext =
       absl::UnavailableError("Vault transit decrypt: the answer has no data.plaintext");
   auto data = doc.find("data");
@@ -205,7 +205,7 @@ absl::StatusOr<KeyStatus> VaultKms::Probe(const CallContext& ctx) {
   const std::string path = fmt::format("{}/keys/{}", options_.transit_mount, options_.key);
   KMSP_ASSIGN_OR_RETURN(SecretBytes answer,
                         Authed("transit read key", "GET", path, SecretBytes(), true, ctx));
-  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "transit read key"));
+  KMSP_ASSIGN_OR_RETURN(nlohmann::json doc, ParseAnswer(answer, "Vault transit read key"));
   const std::string name = fmt::format("{}/{}", options_.transit_mount, options_.key);
   const std::optional<int64_t> latest = IntField(doc, "data", "latest_version");
   const int64_t min_decrypt = IntField(doc, "data", "min_decryption_version").value_or(1);

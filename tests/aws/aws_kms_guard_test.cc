@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/aws/aws_kms_fixture.h"
-#include "tests/aws/fake_http_client.h"
+#include "tests/fakes/fake_http_client.h"
 
 namespace kmsplugin::aws {
 namespace {

@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "kms/aws/credentials_provider.h"
-#include "tests/aws/fake_http_client.h"
+#include "tests/fakes/fake_http_client.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/matchers.h"
 

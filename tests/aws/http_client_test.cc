@@ -3,8 +3,10 @@
 // file, and refusal of header injection.
 #include "kms/http_client.h"
 
+#include <cstdlib>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/aws/fake_aws_server.h"
@@ -101,6 +103,35 @@ TEST_F(CurlHttpClientTest, TlsNeedsTheServersCaAndWorksWithIt) {
   absl::StatusOr<HttpResponse> resp = Client(options)->Send(req);
   ASSERT_THAT(resp, IsOk());
   EXPECT_EQ(resp->status, 400);  // An empty STS request: InvalidAction, over verified TLS.
+}
+
+// system_ca_dir: the CA file adds to the directory's roots instead of replacing them (the GCP and
+// Azure --…-ca-file flags over the system's /etc/ssl/certs). Here the "system" directory holds the
+// server's CA, hashed the c_rehash way, and the CA file an unrelated CA: the request verifies
+// only when the directory is used as well.
+TEST_F(CurlHttpClientTest, ACaFileAddsToTheSystemCaDirectoryInsteadOfReplacingIt) {
+  char dir_template[] = "/tmp/kmsp-cadir-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string other_ca = dir + "/other-ca.pem";
+  const std::string script = absl::StrCat(
+      "set -e; cd '", dir, "'; h=$(openssl x509 -hash -noout -in '", server_->ca_file(),
+      "'); mkdir hashed; cp '", server_->ca_file(), "' hashed/$h.0; ",
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 ",
+      "-subj /CN=unrelated-test-ca -keyout other-key.pem -out '", other_ca, "' 2>/dev/null");
+  ASSERT_EQ(std::system(script.c_str()), 0) << script;
+  HttpRequest req = Get(server_->kms_endpoint() + "/");
+  req.method = "POST";
+  HttpClientOptions file_only;
+  file_only.ca_file = other_ca;
+  EXPECT_THAT(Client(file_only)->Send(req),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("certificate")));
+  HttpClientOptions both = file_only;
+  both.system_ca_dir = dir + "/hashed";
+  absl::StatusOr<HttpResponse> resp = Client(both)->Send(req);
+  ASSERT_THAT(resp, IsOk());
+  EXPECT_EQ(resp->status, 400);
+  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
 }
 
 TEST_F(CurlHttpClientTest, ConnectionRefusedIsUnavailable) {

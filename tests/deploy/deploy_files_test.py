@@ -135,11 +135,11 @@ class ManifestsTest(unittest.TestCase):
         cls.serve_flags = subcommand_flags("serve")
 
     def test_there_is_a_default_and_a_variant_per_backend_for_pod_and_systemd(self):
-        for d in ["", "vault", "pkcs11", "local-single-node"]:
+        for d in ["", "vault", "pkcs11", "gcp", "azure", "local-single-node"]:
             for f in ["kms-plugin.yaml", "kms-plugin.service"]:
                 self.assertTrue(os.path.isfile(os.path.join(DEPLOY, d, f)), f"deploy/{d}/{f}")
-        self.assertEqual(len(STATIC_PODS), 4)
-        self.assertEqual(len(UNITS), 4)
+        self.assertEqual(len(STATIC_PODS), 6)
+        self.assertEqual(len(UNITS), 6)
 
     def all_manifests(self):
         for p in STATIC_PODS:
@@ -156,7 +156,8 @@ class ManifestsTest(unittest.TestCase):
         self.assertGreater(n, 30)
 
     def test_the_backend_of_each_manifest_is_the_one_its_directory_names(self):
-        expected = {"": "aws", "vault": "vault", "pkcs11": "pkcs11", "local-single-node": "local"}
+        expected = {"": "aws", "vault": "vault", "pkcs11": "pkcs11", "gcp": "gcp", "azure": "azure",
+                    "local-single-node": "local"}
         for path, args, _ in self.all_manifests():
             variant = os.path.relpath(os.path.dirname(path), DEPLOY).replace(".", "")
             self.assertEqual(dict(split_flags(args))["--kms"], expected[variant], rel(path))

@@ -1,9 +1,9 @@
-#include "kms/vault/vault_json.h"
+#include "kms/secret_json.h"
 
 #include "absl/strings/numbers.h"
 #include "fmt/format.h"
 
-namespace kmsplugin::vault {
+namespace kmsplugin {
 namespace {
 
 void AppendEscaped(std::string& out, std::string_view s) {
@@ -50,7 +50,7 @@ absl::StatusOr<nlohmann::json> ParseAnswer(const SecretBytes& body, std::string_
   nlohmann::json doc = nlohmann::json::parse(body.Reveal(), nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) {
     WipeJson(doc);
-    return absl::UnavailableError(fmt::format("Vault {}: the answer is not a JSON object", what));
+    return absl::UnavailableError(fmt::format("{}: the answer is not a JSON object", what));
   }
   return doc;
 }
@@ -81,4 +81,4 @@ std::optional<int64_t> IntField(const nlohmann::json& doc, const char* a, const 
   return std::nullopt;
 }
 
-}  // namespace kmsplugin::vault
+}  // namespace kmsplugin

@@ -1,7 +1,7 @@
 // FakeHttpClient: an HttpClient whose answers come from a test-supplied handler; it records every
 // request (method, url, headers, body) for assertions. Thread-safe.
-#ifndef KMSP_TESTS_AWS_FAKE_HTTP_CLIENT_H_
-#define KMSP_TESTS_AWS_FAKE_HTTP_CLIENT_H_
+#ifndef KMSP_TESTS_FAKES_FAKE_HTTP_CLIENT_H_
+#define KMSP_TESTS_FAKES_FAKE_HTTP_CLIENT_H_
 
 #include <functional>
 #include <string>
@@ -66,4 +66,4 @@ class FakeHttpClient final : public HttpClient {
 
 }  // namespace kmsplugin::testing
 
-#endif  // KMSP_TESTS_AWS_FAKE_HTTP_CLIENT_H_
+#endif  // KMSP_TESTS_FAKES_FAKE_HTTP_CLIENT_H_

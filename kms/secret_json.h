@@ -1,8 +1,9 @@
-// Small JSON helpers of the Vault backend for bodies that carry secrets (tokens, secret ids,
-// jwts, plaintext keys): request bodies are assembled by hand into one pre-sized buffer so that
-// no library copy of the secret is left behind, and parsed answers are wiped after use.
-#ifndef KMSP_KMS_VAULT_VAULT_JSON_H_
-#define KMSP_KMS_VAULT_VAULT_JSON_H_
+// Small JSON helpers shared by the HTTP backends (Vault, AWS, GCP, Azure) for bodies that carry
+// secrets (tokens, secret ids, jwts, plaintext keys): request bodies are assembled by hand into one
+// pre-sized buffer so that no library copy of the secret is left behind, and parsed answers are
+// wiped after use.
+#ifndef KMSP_KMS_SECRET_JSON_H_
+#define KMSP_KMS_SECRET_JSON_H_
 
 #include <cstdint>
 #include <initializer_list>
@@ -15,13 +16,14 @@
 #include "crypto/secret_bytes.h"
 #include "nlohmann/json.hpp"
 
-namespace kmsplugin::vault {
+namespace kmsplugin {
 
 // {"k1":"v1","k2":"v2"} with each value JSON-escaped, in a buffer reserved once.
 SecretBytes JsonObjectOfStrings(
     std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
 
-// Parses an answer; UNAVAILABLE naming `what` when it is not a JSON object.
+// Parses an answer; UNAVAILABLE naming `what` ("Vault transit encrypt") when it is not a JSON
+// object.
 absl::StatusOr<nlohmann::json> ParseAnswer(const SecretBytes& body, std::string_view what);
 
 // Wipes every string in `doc`, recursively (answers that held tokens or plaintext).
@@ -31,6 +33,6 @@ void WipeJson(nlohmann::json& doc);
 // absent or not a number.
 std::optional<int64_t> IntField(const nlohmann::json& doc, const char* a, const char* b);
 
-}  // namespace kmsplugin::vault
+}  // namespace kmsplugin
 
-#endif  // KMSP_KMS_VAULT_VAULT_JSON_H_
+#endif  // KMSP_KMS_SECRET_JSON_H_
