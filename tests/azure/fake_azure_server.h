@@ -1,6 +1,6 @@
-// FakeAzureServer: tests/azure/fake_azure_server.py (Key Vault / Managed HSM keys, Microsoft Entra's
-// token endpoint and Azure IMDS on 127.0.0.1, HTTPS with a throwaway CA) as a child process for
-// the test's lifetime, with helpers for its admin API (see the script's docstring).
+// FakeAzureServer: tests/azure/fake_azure_server.py (Key Vault / Managed HSM keys, Microsoft
+// Entra's token endpoint and Azure IMDS on 127.0.0.1, HTTPS with a throwaway CA) as a child process
+// for the test's lifetime, with helpers for its admin API (see the script's docstring).
 #ifndef KMSP_TESTS_AZURE_FAKE_AZURE_SERVER_H_
 #define KMSP_TESTS_AZURE_FAKE_AZURE_SERVER_H_
 
