@@ -81,9 +81,10 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateVault(const BackendF
 }  // namespace
 
 void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
-  cmd->add_option("--kms", flags->kms, "KMS backend holding the KEK: local, aws, pkcs11 or vault")
+  cmd->add_option("--kms", flags->kms,
+                  "KMS backend holding the KEK: local, aws, pkcs11, vault or azure")
       ->capture_default_str()
-      ->check(CLI::IsMember({"local", "aws", "pkcs11", "vault"}));
+      ->check(CLI::IsMember({"local", "aws", "pkcs11", "vault", "azure"}));
   cmd->add_option(
          "--local-keyring", flags->local_keyring,
          "--kms local: keyring file (development and single-node only; every node of a cluster "
@@ -127,6 +128,7 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
                   "--kms pkcs11: CKA_LABEL of the AES-256 KEK objects (version = CKA_ID); created "
                   "when absent");
   AddVaultFlags(cmd, flags);
+  AddAzureFlags(cmd, flags);
 }
 
 absl::StatusOr<aws::AwsKmsOptions> AwsKmsOptionsFrom(const BackendFlags& flags) {
@@ -176,6 +178,7 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(
     return std::unique_ptr<KeyEncryptionService>(std::move(*kms));
   }
   if (flags.kms == "vault") return CreateVault(flags, clock, observer);
+  if (flags.kms == "azure") return CreateAzure(flags, clock, observer);
   return absl::InvalidArgumentError(fmt::format("unknown --kms {}", flags.kms));
 }
 

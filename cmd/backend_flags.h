@@ -54,10 +54,24 @@ struct BackendFlags {
   std::string vault_k8s_mount = "kubernetes";
   std::string vault_k8s_token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
   bool vault_insecure_http_for_tests = false;  // Accept an http:// --vault-addr.
+  // --kms azure (kms/azure/azure_kms.h; flags in cmd/azure_backend_flags.cc)
+  std::string azure_vault_url;  // https://NAME.vault.azure.net or https://NAME.managedhsm.azure.net
+  std::string azure_key_name;
+  std::string azure_key_version;  // Pins the version; empty: follow the current one.
+  std::string azure_ca_file;      // Trusted on top of the system roots, for every endpoint.
+  std::string azure_oct_algorithm = "A256KW";  // oct-HSM keys: A256KW or A256GCM.
+  std::string azure_imds_endpoint;             // Default: $AZURE_POD_IDENTITY_AUTHORITY_HOST, IMDS.
+  std::string azure_managed_identity_client_id;  // Default: $AZURE_CLIENT_ID, system-assigned.
 };
 
 // Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.
 void AddBackendFlags(CLI::App* cmd, BackendFlags* flags);
+
+// --kms azure (cmd/azure_backend_flags.cc): its flags, and the backend they name.
+void AddAzureFlags(CLI::App* cmd, BackendFlags* flags);
+absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateAzure(const BackendFlags& flags,
+                                                                  const Clock* clock,
+                                                                  RemoteAttemptObserver* observer);
 
 // The AwsKms options of --kms aws (fips under --aws-fips or --fips). INVALID_ARGUMENT for a bad
 // --aws-encryption-context.
