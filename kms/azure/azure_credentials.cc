@@ -57,7 +57,7 @@ class EntraSource : public TokenSource {
         scope_(scope),
         http_(http),
         clock_(clock),
-        endpoint_options_(std::move(endpoint_options)) {}
+        endpoint_options_(endpoint_options) {}
 
  protected:
   absl::StatusOr<AccessToken> Exchange(std::string_view secret_field, const SecretBytes& secret,
@@ -94,7 +94,7 @@ class ClientSecretSource final : public EntraSource {
  public:
   ClientSecretSource(const AzureCredentialOptions& options, const AzureScope* scope,
                      HttpClient* http, const Clock* clock, TokenEndpointOptions endpoint_options)
-      : EntraSource(options, scope, http, clock, std::move(endpoint_options)),
+      : EntraSource(options, scope, http, clock, endpoint_options),
         secret_(options.client_secret.Clone()) {}
   std::string_view Name() const override { return "client-secret"; }
 
@@ -116,7 +116,7 @@ class WorkloadIdentitySource final : public EntraSource {
   WorkloadIdentitySource(const AzureCredentialOptions& options, const AzureScope* scope,
                          HttpClient* http, const Clock* clock,
                          TokenEndpointOptions endpoint_options)
-      : EntraSource(options, scope, http, clock, std::move(endpoint_options)),
+      : EntraSource(options, scope, http, clock, endpoint_options),
         token_file_(options.federated_token_file) {}
   std::string_view Name() const override { return "workload-identity"; }
 
@@ -157,7 +157,7 @@ class ImdsSource final : public TokenSource {
         scope_(scope),
         http_(http),
         clock_(clock),
-        endpoint_options_(std::move(endpoint_options)) {}
+        endpoint_options_(endpoint_options) {}
   std::string_view Name() const override { return "managed-identity"; }
 
   absl::StatusOr<AccessToken> Fetch(const CallContext& ctx) override {
@@ -235,23 +235,21 @@ std::unique_ptr<TokenSource> MakeClientSecretSource(const AzureCredentialOptions
                                                     const AzureScope* scope, HttpClient* http,
                                                     const Clock* clock,
                                                     TokenEndpointOptions endpoint_options) {
-  return std::make_unique<ClientSecretSource>(options, scope, http, clock,
-                                              std::move(endpoint_options));
+  return std::make_unique<ClientSecretSource>(options, scope, http, clock, endpoint_options);
 }
 
 std::unique_ptr<TokenSource> MakeWorkloadIdentitySource(const AzureCredentialOptions& options,
                                                         const AzureScope* scope, HttpClient* http,
                                                         const Clock* clock,
                                                         TokenEndpointOptions endpoint_options) {
-  return std::make_unique<WorkloadIdentitySource>(options, scope, http, clock,
-                                                  std::move(endpoint_options));
+  return std::make_unique<WorkloadIdentitySource>(options, scope, http, clock, endpoint_options);
 }
 
 std::unique_ptr<TokenSource> MakeImdsSource(const AzureCredentialOptions& options,
                                             const AzureScope* scope, HttpClient* http,
                                             const Clock* clock,
                                             TokenEndpointOptions endpoint_options) {
-  return std::make_unique<ImdsSource>(options, scope, http, clock, std::move(endpoint_options));
+  return std::make_unique<ImdsSource>(options, scope, http, clock, endpoint_options);
 }
 
 std::unique_ptr<TokenSource> MakeAzureTokenSource(const AzureCredentialOptions& options,
@@ -261,7 +259,7 @@ std::unique_ptr<TokenSource> MakeAzureTokenSource(const AzureCredentialOptions& 
   std::vector<std::unique_ptr<TokenSource>> chain;
   chain.push_back(MakeClientSecretSource(options, scope, http, clock, endpoint_options));
   chain.push_back(MakeWorkloadIdentitySource(options, scope, http, clock, endpoint_options));
-  chain.push_back(MakeImdsSource(options, scope, http, clock, std::move(endpoint_options)));
+  chain.push_back(MakeImdsSource(options, scope, http, clock, endpoint_options));
   // Entra tokens last 60-90 minutes (IMDS up to 24 h): refresh 5 minutes ahead, as
   // azure-identity does.
   RefreshingTokenSource::Options refresh;

@@ -140,7 +140,7 @@ absl::StatusOr<std::unique_ptr<AzureKms>> AzureKms::Create(AzureKmsOptions optio
     endpoint.default_call_timeout = kms->options_.default_call_timeout;
     endpoint.observer = kms->options_.observer;
     tokens = MakeAzureTokenSource(kms->options_.credentials, &kms->scope_, kms->http_.get(), clock,
-                                  std::move(endpoint));
+                                  endpoint);
   }
   kms->tokens_ = std::move(tokens);
   BearerRestOptions rest;

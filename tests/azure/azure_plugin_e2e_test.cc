@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/azure/fake_azure_server.h"
 #include "tests/integration/audit_lines.h"
 #include "tests/integration/plugin_test_base.h"
@@ -72,7 +73,7 @@ class AzurePluginE2eTest : public PluginTestBase {
               "--log-level",
               "debug"};
     o.env = {"NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost"};
-    for (const auto& [k, v] : env) o.env.push_back(k + "=" + v);
+    for (const auto& [k, v] : env) o.env.push_back(absl::StrCat(k, "=", v));
     return o;
   }
   std::map<std::string, std::string> ClientSecretEnv() {

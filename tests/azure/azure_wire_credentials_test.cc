@@ -178,8 +178,8 @@ class AzureCredentialsTest : public ::testing::Test {
     return source->Fetch(CallContext::WithTimeout(absl::Seconds(5)));
   }
   std::string TokenFile(const std::string& content) {
-    const std::string path = ::testing::TempDir() + "/azure-token-" +
-                             ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::string path = ::testing::TempDir() + "/azure-token-" +
+                       ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::FILE* f = std::fopen(path.c_str(), "w");
     std::fputs(content.c_str(), f);
     std::fclose(f);
