@@ -5,8 +5,8 @@
 // identity, managed identity through IMDS), rotation in Key Vault and by `kms-plugin rotate
 // --kek` with old data decrypting, a pinned version, an outage served from cached keys, and a
 // disabled key (a revocation that purges, healed by re-enabling it). Every log and audit line is
-// scanned for the client secret, the federated token, the plaintexts and any token the fake
-// issued (the fixture's tear-down).
+// scanned for the client secret, the federated token, the plaintexts, the data keys (seeds) the
+// fake saw wrapped and any token it issued (the fixture's tear-down).
 #include <functional>
 #include <map>
 #include <memory>
@@ -44,6 +44,10 @@ class AzurePluginE2eTest : public PluginTestBase {
   }
 
   void TearDown() override {
+    // The data keys the plugin had wrapped: the base's tear-down scans every log for them.
+    if (server_ != nullptr) {
+      for (const std::string& seed : server_->Seeds()) RecordSecret(seed);
+    }
     PluginTestBase::TearDown();
     for (const std::string& path : log_paths_) {
       auto log = ReadFile(path);
@@ -128,6 +132,7 @@ TEST_F(AzurePluginE2eTest, ConformsToTheApiserverContractWithOneWrapForAThousand
     EXPECT_EQ(dec.plaintext(), plaintext);
   }
   EXPECT_LE(server_->Count("wrapkey"), 2);  // One wrapped data key serves every object.
+  EXPECT_EQ(server_->Seeds().size(), static_cast<size_t>(server_->Count("wrapkey")));
   EXPECT_GE(server_->Count("wrapkey"), 1);
   // Status is answered from memory: no Key Vault request for 20 of them.
   const int before = server_->VaultRequests();

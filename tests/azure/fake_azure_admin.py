@@ -25,6 +25,8 @@ def handle(handler, method, path, body):
     with st.lock:
         if method == "GET" and path == "/admin/requests":
             return handler.send_json(200, {"requests": list(st.requests)})
+        if method == "GET" and path == "/admin/seeds":
+            return handler.send_json(200, {"seeds": list(st.seeds)})
         if method == "GET" and path == "/admin/counts":
             return handler.send_json(200, {"counts": dict(st.counts)})
         if method != "POST":

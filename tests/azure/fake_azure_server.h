@@ -6,8 +6,11 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "crypto/encoding.h"
 #include "fmt/format.h"
 #include "nlohmann/json.hpp"
 #include "tests/fakes/fake_server_process.h"
@@ -64,6 +67,18 @@ class FakeAzureServer {
     auto c = process_.AdminGet("/admin/counts");
     if (!c.ok()) return -1;
     return (*c)["counts"].value(op, 0);
+  }
+  // Every value the server wrapped or encrypted (the plugin's data keys), raw: the tests scan
+  // logs for them.
+  std::vector<std::string> Seeds() {
+    std::vector<std::string> out;
+    auto s = process_.AdminGet("/admin/seeds");
+    if (!s.ok()) return out;
+    for (const auto& hex : (*s)["seeds"]) {
+      auto raw = HexDecode(hex.get<std::string>());
+      if (raw.ok()) out.push_back(*std::move(raw));
+    }
+    return out;
   }
   // How many requests (any status) reached a Key Vault path.
   int VaultRequests() {

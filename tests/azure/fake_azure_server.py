@@ -43,6 +43,8 @@ Admin API (JSON bodies, http_port):
                                                      imds-token
   POST /admin/faults/clear
   GET  /admin/requests, GET /admin/counts, POST /admin/requests/clear
+  GET  /admin/seeds -> {"seeds": [hex, ...]}          every value wrapped or encrypted (the data
+                                                     keys), for the tests' leak scans
 """
 
 import argparse

