@@ -27,7 +27,7 @@ constexpr std::array<std::string_view, 17> kCodeNames = {
     "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
     "DATA_LOSS", "UNAUTHENTICATED"};
 
-constexpr std::array<std::string_view, 4> kBackends = {"aws", "vault", "pkcs11", "local"};
+constexpr std::array<std::string_view, 6> kBackends = {"aws", "vault", "pkcs11", "gcp", "azure", "local"};
 
 // ErrorClassOf()'s classes that can be retried (all but "ok"), and "other".
 constexpr std::array<std::string_view, 9> kErrorClasses = {

@@ -41,7 +41,7 @@
 //                (AdminMethod): enums
 //   code         the 17 gRPC code names (OK .. UNAUTHENTICATED) from CodeName(); a code outside
 //                0..16 counts as UNKNOWN
-//   backend      aws, vault, pkcs11, local; any other name counts as "other" (BackendLabel())
+//   backend      aws, vault, pkcs11, gcp, azure, local; any other name counts as "other" (BackendLabel())
 //   operation    wrap, unwrap, probe, rotate (KmsOperation)
 //   error_class  ErrorClassOf()'s nine classes (kms/remote_attempt.h); anything else is "other"
 //   kind         data_key, key_id, kek
@@ -87,7 +87,7 @@ std::string_view KmsOperationName(KmsOperation op);
 
 // The gRPC (= absl) code name of `code`, "UNKNOWN" outside 0..16. A static string.
 std::string_view CodeName(int code);
-// `name` when it is one of the backends (aws, vault, pkcs11, local), else "other".
+// `name` when it is one of the backends (aws, vault, pkcs11, gcp, azure, local), else "other".
 std::string_view BackendLabel(std::string_view name);
 // `error_class` when it is one of ErrorClassOf()'s classes, else "other".
 std::string_view ErrorClassLabel(std::string_view error_class);

@@ -209,6 +209,8 @@ TEST(PluginMetricsTest, LabelValuesComeFromFixedSetsWhateverTheInput) {
   EXPECT_EQ(CodeName(16), "UNAUTHENTICATED");
   EXPECT_EQ(CodeName(17), "UNKNOWN");
   EXPECT_EQ(BackendLabel("pkcs11"), "pkcs11");
+  EXPECT_EQ(BackendLabel("gcp"), "gcp");
+  EXPECT_EQ(BackendLabel("azure"), "azure");
   EXPECT_EQ(ErrorClassLabel("key_state"), "key_state");
   EXPECT_EQ(ErrorClassLabel("ok"), "other");
   // Every (method, code) pair of the fixed tables: 3 x 17 rpc series at most.
