@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "tests/azure/fake_azure_server.h"
 #include "tests/integration/audit_lines.h"
+#include "tests/integration/metrics_scrape.h"
 #include "tests/integration/plugin_test_base.h"
 
 namespace kmsplugin::testing {
@@ -302,7 +303,8 @@ TEST_F(AzurePluginE2eTest, RotationInKeyVaultAndRotateKekGiveNewKeyIdsAndOldData
 
 TEST_F(AzurePluginE2eTest, AKeyVaultOutageIsServedFromCachedKeysInsideTheWindow) {
   PluginOptions options = AzureOptions();
-  options.args.insert(options.args.end(), {"--kms-outage-window", "10m"});
+  options.args.insert(options.args.end(),
+                      {"--kms-outage-window", "10m", "--health-addr", "127.0.0.1:0"});
   ITEST_ASSIGN_OR_FAIL(auto plugin, Start(options));
   ApiserverKmsClient client(plugin->grpc_target());
   const std::string before = Secret("before-outage");
@@ -326,6 +328,23 @@ TEST_F(AzurePluginE2eTest, AKeyVaultOutageIsServedFromCachedKeysInsideTheWindow)
                        client.Decrypt(ApiserverKmsClient::DecryptRequestFor(enc_before)));
   EXPECT_EQ(dec.plaintext(), before);
   EXPECT_THAT(plugin->Log(), Not(HasSubstr("purging")));
+  // /metrics counts the throttled and the failing retries under backend="azure" (the probes
+  // after the first one retry on 503).
+  ITEST_ASSIGN_OR_FAIL(int port, HealthPort(*plugin));
+  std::map<std::string, double> retries;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        auto metrics = Scrape(port);
+        if (!metrics.ok()) return false;
+        for (const PromSample& sample : metrics->Samples("kms_plugin_kms_retries_total")) {
+          EXPECT_EQ(sample.labels.at("backend"), "azure");
+          retries[sample.labels.at("error_class")] = sample.value;
+        }
+        return retries["unavailable"] >= 1.0;
+      },
+      absl::Seconds(20)));
+  EXPECT_GE(retries["throttled"], 1.0);
+  EXPECT_EQ(retries["denied"], 0.0);
 }
 
 TEST_F(AzurePluginE2eTest, ADisabledKeyIsARevocationThatPurgesAndReEnablingItHeals) {
