@@ -81,9 +81,10 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateVault(const BackendF
 }  // namespace
 
 void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
-  cmd->add_option("--kms", flags->kms, "KMS backend holding the KEK: local, aws, pkcs11, vault or gcp")
+  cmd->add_option("--kms", flags->kms,
+                  "KMS backend holding the KEK: local, aws, pkcs11, vault, gcp or azure")
       ->capture_default_str()
-      ->check(CLI::IsMember({"local", "aws", "pkcs11", "vault", "gcp"}));
+      ->check(CLI::IsMember({"local", "aws", "pkcs11", "vault", "gcp", "azure"}));
   cmd->add_option(
          "--local-keyring", flags->local_keyring,
          "--kms local: keyring file (development and single-node only; every node of a cluster "
@@ -128,6 +129,7 @@ void AddBackendFlags(CLI::App* cmd, BackendFlags* flags) {
                   "when absent");
   AddVaultFlags(cmd, flags);
   AddGcpFlags(cmd, flags);
+  AddAzureFlags(cmd, flags);
 }
 
 absl::StatusOr<aws::AwsKmsOptions> AwsKmsOptionsFrom(const BackendFlags& flags) {
@@ -178,6 +180,7 @@ absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateBackend(
   }
   if (flags.kms == "vault") return CreateVault(flags, clock, observer);
   if (flags.kms == "gcp") return CreateGcp(flags, clock, observer);
+  if (flags.kms == "azure") return CreateAzure(flags, clock, observer);
   return absl::InvalidArgumentError(fmt::format("unknown --kms {}", flags.kms));
 }
 

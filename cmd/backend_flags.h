@@ -59,6 +59,14 @@ struct BackendFlags {
   std::string gcp_endpoint;          // Default: https://cloudkms.googleapis.com
   std::string gcp_ca_file;           // Trusted on top of the system roots, for every endpoint.
   std::string gcp_credentials_file;  // Default: $GOOGLE_APPLICATION_CREDENTIALS, then metadata.
+  // --kms azure (kms/azure/azure_kms.h; flags in cmd/azure_backend_flags.cc)
+  std::string azure_vault_url;  // https://NAME.vault.azure.net or https://NAME.managedhsm.azure.net
+  std::string azure_key_name;
+  std::string azure_key_version;  // Pins the version; empty: follow the current one.
+  std::string azure_ca_file;      // Trusted on top of the system roots, for every endpoint.
+  std::string azure_oct_algorithm = "A256KW";  // oct-HSM keys: A256KW or A256GCM.
+  std::string azure_imds_endpoint;             // Default: $AZURE_POD_IDENTITY_AUTHORITY_HOST, IMDS.
+  std::string azure_managed_identity_client_id;  // Default: $AZURE_CLIENT_ID, system-assigned.
 };
 
 // Adds --kms and every backend's flags to `cmd`; `flags` must outlive parsing.
@@ -69,6 +77,12 @@ void AddGcpFlags(CLI::App* cmd, BackendFlags* flags);
 absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateGcp(const BackendFlags& flags,
                                                                  const Clock* clock,
                                                                  RemoteAttemptObserver* observer);
+
+// --kms azure (cmd/azure_backend_flags.cc): its flags, and the backend they name.
+void AddAzureFlags(CLI::App* cmd, BackendFlags* flags);
+absl::StatusOr<std::unique_ptr<KeyEncryptionService>> CreateAzure(const BackendFlags& flags,
+                                                                  const Clock* clock,
+                                                                  RemoteAttemptObserver* observer);
 
 // The AwsKms options of --kms aws (fips under --aws-fips or --fips). INVALID_ARGUMENT for a bad
 // --aws-encryption-context.

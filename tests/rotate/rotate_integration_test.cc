@@ -9,7 +9,8 @@
 // Each test runs once per backend: the local keyring (a new keyring version) and, when the AWS
 // backend is built, AWS KMS through tests/aws/fake_aws_server.py (RotateKeyOnDemand: new key
 // material), and PKCS#11 on a SoftHSM2 token (tests/pkcs11/softhsm_fixture.h: a new key object),
-// and Vault Transit through tests/vault/fake_vault_server.py (transit rotate: a new key version);
+// and Vault Transit through tests/vault/fake_vault_server.py (transit rotate: a new key version),
+// and Azure Key Vault through tests/azure/fake_azure_server.py (key rotate: a new key version);
 // each when its backend is built.
 #include <signal.h>
 
@@ -41,6 +42,9 @@
 #endif
 #if KMSP_ROTATE_WITH_GCP
 #include "tests/gcp/fake_gcp_server.h"
+#endif
+#if KMSP_ROTATE_WITH_AZURE
+#include "tests/azure/fake_azure_server.h"
 #endif
 
 namespace kmsplugin::testing {
@@ -184,7 +188,7 @@ class Checkers {
   std::vector<std::thread> threads_;
 };
 
-enum class Backend { kLocal, kAws, kPkcs11, kVault, kGcp };
+enum class Backend { kLocal, kAws, kPkcs11, kVault, kGcp, kAzure };
 
 const char* BackendLabel(Backend b) {
   switch (b) {
@@ -193,6 +197,7 @@ const char* BackendLabel(Backend b) {
     case Backend::kPkcs11: return "pkcs11";
     case Backend::kVault: return "vault";
     case Backend::kGcp: return "gcp";
+    case Backend::kAzure: return "azure";
   }
   return "?";
 }
@@ -258,6 +263,19 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
       GTEST_SKIP() << "the GCP backend is not built";
 #endif
     }
+    if (GetParam() == Backend::kAzure) {
+#if KMSP_ROTATE_WITH_AZURE
+      auto server = FakeAzureServer::Start();
+      ASSERT_TRUE(server.ok()) << server.status();
+      azure_ = std::move(*server);
+      ASSERT_TRUE(azure_->CreateKey("kek").ok());
+      ASSERT_TRUE(
+          azure_->Admin("/admin/entra", {{"client_id", "app-1"}, {"secret", "rotate-secret"}})
+              .ok());
+#else
+      GTEST_SKIP() << "the Azure backend is not built";
+#endif
+    }
   }
 
   // The serve flags of the backend under test (every node shares it).
@@ -288,9 +306,22 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
               "--gcp-ca-file", gcp_->ca_file()};
     }
 #endif
+#if KMSP_ROTATE_WITH_AZURE
+    if (GetParam() == Backend::kAzure) {
+      return {"--kms", "azure", "--azure-vault-url", azure_->vault_url(), "--azure-key-name",
+              "kek", "--azure-ca-file", azure_->ca_file()};
+    }
+#endif
     return LocalKmsArgs(keyring_path_);
   }
   std::vector<std::string> BackendEnv() const {
+#if KMSP_ROTATE_WITH_AZURE
+    if (GetParam() == Backend::kAzure) {  // A client secret; the fake is also the authority.
+      return {"AZURE_TENANT_ID=" + azure_->tenant(), "AZURE_CLIENT_ID=app-1",
+              "AZURE_CLIENT_SECRET=rotate-secret", "AZURE_AUTHORITY_HOST=" + azure_->vault_url(),
+              "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost"};
+    }
+#endif
 #if KMSP_ROTATE_WITH_PKCS11
     if (GetParam() == Backend::kPkcs11) return softhsm_->Env();
 #endif
@@ -334,6 +365,9 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
 #endif
 #if KMSP_ROTATE_WITH_GCP
     if (GetParam() == Backend::kGcp) return gcp_->Count("versions.create");  // New versions.
+#endif
+#if KMSP_ROTATE_WITH_AZURE
+    if (GetParam() == Backend::kAzure) return azure_->Count("rotate");  // Key Vault rotations.
 #endif
     auto text = ReadFile(keyring_path_);
     EXPECT_TRUE(text.ok()) << text.status();
@@ -402,6 +436,9 @@ class RotateIntegrationTest : public PluginTestBase, public ::testing::WithParam
 #if KMSP_ROTATE_WITH_GCP
   static constexpr char kGcpKey[] = "projects/p/locations/global/keyRings/r/cryptoKeys/k8s";
   std::unique_ptr<FakeGcpServer> gcp_;
+#endif
+#if KMSP_ROTATE_WITH_AZURE
+  std::unique_ptr<FakeAzureServer> azure_;
 #endif
 };
 
@@ -587,7 +624,8 @@ TEST(RotateCommandTest, MismatchedAdminSocketFlagsAreAUsageError) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, RotateIntegrationTest,
                          ::testing::Values(Backend::kLocal, Backend::kAws, Backend::kPkcs11,
-                                           Backend::kVault, Backend::kGcp),
+                                           Backend::kVault, Backend::kGcp,
+                                           Backend::kAzure),
                          BackendName);
 
 }  // namespace
