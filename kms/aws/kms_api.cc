@@ -6,6 +6,7 @@
 #include "base/status.h"
 #include "fmt/format.h"
 #include "kms/aws/sigv4.h"
+#include "kms/remote_call.h"
 #include "nlohmann/json.hpp"
 
 namespace kmsplugin::aws {
@@ -168,15 +169,10 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
   KMSP_RETURN_IF_ERROR(slot.status());
 
   const std::string target = fmt::format("TrentService.{}", operation);
-  bool refreshed_credentials = false;
-  int sent = 0;  // HTTP attempts so far (the credential-refresh retry counts here too).
-  absl::Status last = absl::UnavailableError(fmt::format("AWS KMS {}: not attempted", operation));
-  for (int attempt = 1; attempt <= options_.retry.max_attempts; ++attempt) {
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          fmt::format("AWS KMS {}: deadline passed after {} attempt(s); last error: {}", operation,
-                      attempt - 1, ToStd(last.message())));
-    }
+  const std::string what = fmt::format("AWS KMS {}", operation);
+  RemoteCallSpec spec{"aws",    operation, what,    options_.retry,
+                      deadline, subject,   ctx.uid, options_.observer};
+  auto attempt = [&]() -> absl::StatusOr<AttemptResult> {
     CallContext attempt_ctx{deadline, ctx.uid};
     absl::StatusOr<AwsCredentials> fetched = credentials_->Fetch(attempt_ctx);
     if (!fetched.ok()) {
@@ -214,67 +210,31 @@ absl::StatusOr<SecretBytes> KmsApi::Call(std::string_view operation, const Secre
     req.body = body.Clone();
     req.deadline = deadline;
 
-    const absl::Time start = absl::Now();
-    absl::StatusOr<HttpResponse> resp = http_->Send(req);
-    RemoteAttempt report{"aws", operation, subject.key, subject.key_id, subject.encryption_context};
-    report.latency = absl::Now() - start;
-    report.attempt = ++sent;
-    report.uid = ctx.uid;
-    std::string request_id;  // Remote text: Printable() before it is kept.
-    std::string learned_key_id;
-    bool retryable = false;
-    bool throttled = false;
-    bool refresh = false;
-    if (!resp.ok()) {
-      last = Annotate(resp.status(), fmt::format("AWS KMS {}", operation));
-      // TLS verification failures will not heal by retrying; connection failures may.
-      retryable = last.code() != absl::StatusCode::kDeadlineExceeded &&
-                  ToStd(last.message()).find("SSL certificate") == std::string_view::npos &&
-                  IsIdempotent(operation);
-    } else {
-      request_id = Printable(resp->Header("x-amzn-requestid").value_or(""), 64);
-      report.http_status = resp->status;
-      if (resp->status == 200) {
-        last = absl::OkStatus();
-        if (subject.key_id.empty() && subject.key_id_from_answer) {
-          learned_key_id = subject.key_id_from_answer(resp->body.Reveal());
-          report.key_id = learned_key_id;
-        }
-      } else {
-        AwsError err =
-            ClassifyKmsError(operation, resp->status, resp->Header("x-amzn-errortype").value_or(""),
-                             resp->body.Reveal(), request_id);
-        last = err.status;
-        throttled = IsThrottlingCode(err.code) || resp->status == 429;
-        retryable = err.retryable && (IsIdempotent(operation) || IsThrottlingCode(err.code));
-        // Temporary credentials ran out or were replaced under us (remote-kms-apis.md §2.6):
-        // refresh once and retry at once.
-        refresh = (err.code == "ExpiredTokenException" || err.code == "ExpiredToken" ||
-                   err.code == "UnrecognizedClientException") &&
-                  !refreshed_credentials;
+    SentRequest sent = SendRequest(http_, req, what, IsIdempotent(operation));
+    if (!sent.response.has_value()) return std::move(sent.result);
+    AttemptResult r = std::move(sent.result);
+    HttpResponse* resp = &*sent.response;
+    r.request_id = Printable(resp->Header("x-amzn-requestid").value_or(""), 64);
+    if (resp->status == 200) {
+      if (subject.key_id.empty() && subject.key_id_from_answer) {
+        r.key_id = subject.key_id_from_answer(resp->body.Reveal());
       }
+      r.body = std::move(resp->body);
+      return r;
     }
-    absl::StatusOr<absl::Duration> delay = absl::ZeroDuration();
-    if (!last.ok() && !refresh) {
-      delay = last;
-      if (retryable) delay = RetryDelay(options_.retry, attempt, deadline, last);
-    }
-    report.request_id = request_id;
-    report.code = last.code();
-    report.error_class = ErrorClassOf(last, throttled);
-    report.will_retry = !last.ok() && delay.ok();
-    ReportAttempt(options_.observer, report, last);
-    if (last.ok()) return std::move(resp->body);
-    if (refresh) {
-      refreshed_credentials = true;
-      credentials_->Invalidate();
-      --attempt;  // This extra try does not count against max_attempts.
-      continue;
-    }
-    if (!delay.ok()) return delay.status();
-    absl::SleepFor(*delay);
-  }
-  return GaveUp(last, options_.retry.max_attempts);
+    AwsError err =
+        ClassifyKmsError(operation, resp->status, resp->Header("x-amzn-errortype").value_or(""),
+                         resp->body.Reveal(), r.request_id);
+    r.body = err.status;
+    r.throttled = IsThrottlingCode(err.code) || resp->status == 429;
+    r.retryable = err.retryable && (IsIdempotent(operation) || IsThrottlingCode(err.code));
+    // Temporary credentials ran out or were replaced under us (remote-kms-apis.md §2.6):
+    // refresh once and resend at once.
+    r.refresh_credentials = err.code == "ExpiredTokenException" || err.code == "ExpiredToken" ||
+                            err.code == "UnrecognizedClientException";
+    return r;
+  };
+  return RunRemoteCall(spec, attempt, [this] { credentials_->Invalidate(); });
 }
 
 }  // namespace kmsplugin::aws

@@ -7,15 +7,9 @@
 #include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
+#include "kms/remote_call.h"
 
 namespace kmsplugin {
-namespace {
-
-// The longest Retry-After honoured; a server asking for more is treated as down for the call.
-constexpr absl::Duration kMaxRetryAfter = absl::Minutes(2);
-
-}  // namespace
-
 std::optional<absl::Duration> RetryAfterOf(const HttpResponse& response, absl::Time now) {
   for (const char* ms_header : {"retry-after-ms", "x-ms-retry-after-ms"}) {
     int64_t ms = 0;
@@ -49,21 +43,11 @@ absl::StatusOr<SecretBytes> BearerRestApi::Call(const RestCall& call, const Call
   CallSlots::Holder slot(&slots_, deadline);
   KMSP_RETURN_IF_ERROR(slot.status());
   const std::string what = fmt::format("{} {}", options_.service, call.operation);
-  absl::Status last = absl::UnavailableError(fmt::format("{}: not attempted", what));
-  bool refreshed = false;  // One token refresh per call.
-  int attempt = 0;
-  for (int tries = 1; tries <= options_.retry.max_attempts; ++tries) {
-    ++attempt;
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          fmt::format("{}: deadline passed after {} attempt(s); last error: {}", what, attempt - 1,
-                      ToStd(last.message())));
-    }
-    CallContext token_ctx = ctx;
-    token_ctx.deadline = deadline;
-    absl::StatusOr<AccessToken> token = tokens_->Fetch(token_ctx);
+  RemoteCallSpec spec{options_.backend, call.operation, what,    options_.retry,
+                      deadline,         subject,        ctx.uid, options_.observer};
+  auto attempt = [&]() -> absl::StatusOr<AttemptResult> {
+    absl::StatusOr<AccessToken> token = tokens_->Fetch(CallContext{deadline, ctx.uid});
     if (!token.ok()) return Annotate(token.status(), fmt::format("{}: access token", what));
-
     HttpRequest req;
     req.method = std::string(call.method);
     req.url = call.url;
@@ -77,82 +61,34 @@ absl::StatusOr<SecretBytes> BearerRestApi::Call(const RestCall& call, const Call
     }
     req.headers.push_back({"Accept", "application/json"});
     req.deadline = deadline;
-    const absl::Time start = absl::Now();
-    absl::StatusOr<HttpResponse> resp = http_->Send(req);
-
-    RemoteAttempt report{options_.backend, call.operation, subject.key, subject.key_id,
-                         subject.encryption_context};
-    report.latency = absl::Now() - start;
-    report.attempt = attempt;
-    report.uid = ctx.uid;
-    std::string request_id;
-    std::string learned_key_id;
-    bool retryable = false;
-    bool refresh = false;
-    bool throttled = false;
-    std::optional<absl::Duration> retry_after;
-    if (!resp.ok()) {
-      last = Annotate(resp.status(), what);
-      // TLS verification failures will not heal by retrying; connection failures may.
-      retryable = call.idempotent && last.code() == absl::StatusCode::kUnavailable &&
-                  ToStd(last.message()).find("SSL certificate") == std::string_view::npos;
-    } else {
-      report.http_status = resp->status;
-      for (const std::string& h : options_.request_id_headers) {
-        if (auto v = resp->Header(h); v.has_value()) {
-          request_id = Printable(*v, 64);
-          break;
-        }
-      }
-      if (resp->status >= 200 && resp->status < 300) {
-        last = absl::OkStatus();
-        if (subject.key_id.empty() && subject.key_id_from_answer) {
-          learned_key_id = subject.key_id_from_answer(resp->body.Reveal());
-          report.key_id = learned_key_id;
-        }
-      } else {
-        RestError err = options_.classify(call.operation, *resp);
-        last = err.status.ok() ? absl::UnknownError(fmt::format("{}: HTTP {}", what, resp->status))
-                               : err.status;
-        throttled = err.throttled;
-        refresh = err.refresh_token && !refreshed;
-        retryable = err.retryable && (call.idempotent || err.not_acted);
-        if (retryable) retry_after = RetryAfterOf(*resp, absl::Now());
-        if (refresh && options_.on_unauthorized) options_.on_unauthorized(*resp);
+    SentRequest sent = SendRequest(http_, req, what, call.idempotent);
+    if (!sent.response.has_value()) return std::move(sent.result);
+    AttemptResult r = std::move(sent.result);
+    HttpResponse* resp = &*sent.response;
+    for (const std::string& h : options_.request_id_headers) {
+      if (auto v = resp->Header(h); v.has_value()) {
+        r.request_id = Printable(*v, 64);
+        break;
       }
     }
-    absl::StatusOr<absl::Duration> delay = absl::ZeroDuration();
-    if (!last.ok() && refresh) {
-      // A new token, at once: the refused one is not sent again. Not counted against retries.
-      refreshed = true;
-      --tries;
-    } else if (!last.ok()) {
-      delay = last;
-      if (retryable) delay = RetryDelay(options_.retry, tries, deadline, last);
-      if (delay.ok() && retry_after.has_value() && *retry_after > *delay) {
-        if (*retry_after > kMaxRetryAfter || absl::Now() + *retry_after >= deadline) {
-          delay = absl::UnavailableError(
-              fmt::format("{} (Retry-After {} leaves no time for a retry before the deadline)",
-                          ToStd(last.message()), absl::FormatDuration(*retry_after)));
-        } else {
-          delay = *retry_after;
-        }
+    if (resp->status >= 200 && resp->status < 300) {
+      if (subject.key_id.empty() && subject.key_id_from_answer) {
+        r.key_id = subject.key_id_from_answer(resp->body.Reveal());
       }
+      r.body = std::move(resp->body);
+      return r;
     }
-    report.request_id = request_id;
-    report.code = last.code();
-    report.error_class = ErrorClassOf(last, throttled || report.http_status == 429);
-    report.will_retry = !last.ok() && delay.ok();
-    ReportAttempt(options_.observer, report, last);
-    if (last.ok()) return std::move(resp->body);
-    if (!delay.ok()) return delay.status();
-    if (refresh) {
-      tokens_->Invalidate();
-      continue;
-    }
-    absl::SleepFor(*delay);
-  }
-  return GaveUp(last, options_.retry.max_attempts);
+    RestError err = options_.classify(call.operation, *resp);
+    r.body = err.status.ok() ? absl::UnknownError(fmt::format("{}: HTTP {}", what, resp->status))
+                             : err.status;
+    r.throttled = err.throttled || resp->status == 429;
+    r.retryable = err.retryable && (call.idempotent || err.not_acted);
+    if (r.retryable) r.retry_after = RetryAfterOf(*resp, absl::Now());
+    r.refresh_credentials = err.refresh_token;
+    if (err.refresh_token && options_.on_unauthorized) options_.on_unauthorized(*resp);
+    return r;
+  };
+  return RunRemoteCall(spec, attempt, [this] { tokens_->Invalidate(); });
 }
 
 }  // namespace kmsplugin

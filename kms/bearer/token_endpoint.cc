@@ -6,6 +6,7 @@
 #include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
+#include "kms/remote_call.h"
 #include "kms/secret_json.h"
 #include "nlohmann/json.hpp"
 
@@ -173,13 +174,11 @@ absl::StatusOr<AccessToken> RequestToken(HttpClient* http, const Clock* clock,
   const absl::Time deadline = ctx.deadline == absl::InfiniteFuture()
                                   ? absl::Now() + options.default_call_timeout
                                   : ctx.deadline;
-  absl::Status last = absl::UnavailableError(fmt::format("{}: not attempted", request.what));
-  for (int attempt = 1; attempt <= options.retry.max_attempts; ++attempt) {
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          fmt::format("{}: deadline passed after {} attempt(s); last error: {}", request.what,
-                      attempt - 1, ToStd(last.message())));
-    }
+  RemoteCallSpec spec{options.backend, request.what,    request.what,
+                      options.retry,   deadline,        AttemptSubject{request.url},
+                      ctx.uid,         options.observer};
+  absl::StatusOr<AccessToken> token = absl::UnknownError("no answer");
+  auto attempt = [&]() -> absl::StatusOr<AttemptResult> {
     HttpRequest req;
     req.method = request.method;
     req.url = request.url;
@@ -192,47 +191,29 @@ absl::StatusOr<AccessToken> RequestToken(HttpClient* http, const Clock* clock,
     }
     req.headers.push_back({"Accept", "application/json"});
     req.deadline = deadline;
-    const absl::Time start = absl::Now();
-    absl::StatusOr<HttpResponse> resp = http->Send(req);
-    RemoteAttempt report{options.backend, request.what, request.url};
-    report.latency = absl::Now() - start;
-    report.attempt = attempt;
-    report.uid = ctx.uid;
-    bool retryable = false;
-    absl::StatusOr<AccessToken> token = absl::UnknownError("unset");
-    if (!resp.ok()) {
-      last = Annotate(resp.status(), request.what);
-      retryable = last.code() == absl::StatusCode::kUnavailable &&
-                  ToStd(last.message()).find("SSL certificate") == std::string_view::npos;
-    } else {
-      report.http_status = resp->status;
-      if (resp->status >= 200 && resp->status < 300) {
-        token = ParseTokenAnswer(resp->body.Reveal(), clock->Now());
-        last = Annotate(token.status(), request.what);
+    SentRequest sent = SendRequest(http, req, request.what, /*idempotent=*/true);
+    if (!sent.response.has_value()) return std::move(sent.result);
+    AttemptResult r = std::move(sent.result);
+    HttpResponse* resp = &*sent.response;
+    if (resp->status >= 200 && resp->status < 300) {
+      token = ParseTokenAnswer(resp->body.Reveal(), clock->Now());
+      if (token.ok()) {
+        r.body = SecretBytes();
       } else {
-        Classified c = Classify(request.what, resp->status, resp->body.Reveal());
-        last = c.status;
-        retryable = c.retryable;
+        r.body = Annotate(token.status(), request.what);
       }
+      return r;
     }
-    absl::StatusOr<absl::Duration> delay = absl::ZeroDuration();
-    if (!last.ok()) {
-      delay = last;
-      if (retryable) delay = RetryDelay(options.retry, attempt, deadline, last);
-    }
-    report.code = last.code();
-    report.error_class = ErrorClassOf(last, report.http_status == 429);
-    report.will_retry = !last.ok() && delay.ok();
-    ReportAttempt(options.observer, report, last);
-    if (last.ok()) {
-      token->source = request.source;
-      token->identity = request.identity;
-      return token;
-    }
-    if (!delay.ok()) return delay.status();
-    absl::SleepFor(*delay);
-  }
-  return GaveUp(last, options.retry.max_attempts);
+    Classified c = Classify(request.what, resp->status, resp->body.Reveal());
+    r.body = c.status;
+    r.retryable = c.retryable;
+    r.throttled = resp->status == 429;
+    return r;
+  };
+  KMSP_RETURN_IF_ERROR(RunRemoteCall(spec, attempt).status());
+  token->source = request.source;
+  token->identity = request.identity;
+  return token;
 }
 
 }  // namespace kmsplugin

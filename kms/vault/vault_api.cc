@@ -6,6 +6,7 @@
 #include "base/printable.h"
 #include "base/status.h"
 #include "fmt/format.h"
+#include "kms/remote_call.h"
 #include "kms/secret_json.h"
 #include "nlohmann/json.hpp"
 
@@ -191,13 +192,10 @@ absl::StatusOr<SecretBytes> VaultApi::Call(std::string_view operation, std::stri
   CallSlots::Holder slot(&slots_, deadline);
   KMSP_RETURN_IF_ERROR(slot.status());
   const std::string url = fmt::format("{}/v1/{}", options_.addr, path);
-  absl::Status last = absl::UnavailableError(fmt::format("Vault {}: not attempted", operation));
-  for (int attempt = 1; attempt <= options_.retry.max_attempts; ++attempt) {
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          fmt::format("Vault {}: deadline passed after {} attempt(s); last error: {}", operation,
-                      attempt - 1, ToStd(last.message())));
-    }
+  const std::string what = fmt::format("Vault {}", operation);
+  RemoteCallSpec spec{"vault",  operation, what,    options_.retry,
+                      deadline, subject,   ctx.uid, options_.observer};
+  auto attempt = [&]() -> absl::StatusOr<AttemptResult> {
     HttpRequest req;
     req.method = std::string(method);
     req.url = url;
@@ -211,52 +209,25 @@ absl::StatusOr<SecretBytes> VaultApi::Call(std::string_view operation, std::stri
       req.body = body.Clone();
     }
     req.deadline = deadline;
-    const absl::Time start = absl::Now();
-    absl::StatusOr<HttpResponse> resp = http_->Send(req);
-    RemoteAttempt report{"vault", operation, subject.key, subject.key_id,
-                         subject.encryption_context};
-    report.latency = absl::Now() - start;
-    report.attempt = attempt;
-    report.uid = ctx.uid;
-    std::string request_id;
-    std::string learned_key_id;
-    bool retryable = false;
-    if (!resp.ok()) {
-      last = Annotate(resp.status(), fmt::format("Vault {}", operation));
-      // TLS verification failures will not heal by retrying; connection failures may.
-      retryable = idempotent && last.code() != absl::StatusCode::kDeadlineExceeded &&
-                  last.code() != absl::StatusCode::kInvalidArgument &&
-                  ToStd(last.message()).find("SSL certificate") == std::string_view::npos;
-    } else {
-      report.http_status = resp->status;
-      request_id = RequestIdOf(resp->body);
-      if (resp->status == 200 || resp->status == 204) {
-        last = absl::OkStatus();
-        if (subject.key_id.empty() && subject.key_id_from_answer) {
-          learned_key_id = subject.key_id_from_answer(resp->body.Reveal());
-          report.key_id = learned_key_id;
-        }
-      } else {
-        VaultError err = ClassifyVaultError(operation, resp->status, resp->body.Reveal());
-        last = err.status;
-        retryable = err.retryable && (idempotent || err.not_acted);
+    SentRequest sent = SendRequest(http_, req, what, idempotent);
+    if (!sent.response.has_value()) return std::move(sent.result);
+    AttemptResult r = std::move(sent.result);
+    HttpResponse* resp = &*sent.response;
+    r.request_id = RequestIdOf(resp->body);
+    if (resp->status == 200 || resp->status == 204) {
+      if (subject.key_id.empty() && subject.key_id_from_answer) {
+        r.key_id = subject.key_id_from_answer(resp->body.Reveal());
       }
+      r.body = std::move(resp->body);
+      return r;
     }
-    absl::StatusOr<absl::Duration> delay = absl::ZeroDuration();
-    if (!last.ok()) {
-      delay = last;
-      if (retryable) delay = RetryDelay(options_.retry, attempt, deadline, last);
-    }
-    report.request_id = request_id;
-    report.code = last.code();
-    report.error_class = ErrorClassOf(last, report.http_status == 429);
-    report.will_retry = !last.ok() && delay.ok();
-    ReportAttempt(options_.observer, report, last);
-    if (last.ok()) return std::move(resp->body);
-    if (!delay.ok()) return delay.status();
-    absl::SleepFor(*delay);
-  }
-  return GaveUp(last, options_.retry.max_attempts);
+    VaultError err = ClassifyVaultError(operation, resp->status, resp->body.Reveal());
+    r.body = err.status;
+    r.throttled = resp->status == 429;
+    r.retryable = err.retryable && (idempotent || err.not_acted);
+    return r;
+  };
+  return RunRemoteCall(spec, attempt);
 }
 
 }  // namespace kmsplugin::vault
