@@ -85,11 +85,6 @@ class AwsPluginE2eTest : public PluginTestBase {
   }
 
   // A plaintext the leak scan looks for afterwards.
-  std::string Secret(const std::string& label) {
-    std::string s = "plaintext-" + label + "-" + NewUuid();
-    RecordSecret(s);
-    return s;
-  }
 
   nlohmann::json ServerLog() {
     auto log = server_->Requests();

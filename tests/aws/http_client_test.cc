@@ -3,7 +3,6 @@
 // file, and refusal of header injection.
 #include "kms/http_client.h"
 
-#include <cstdlib>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -11,15 +10,20 @@
 #include "gtest/gtest.h"
 #include "tests/aws/fake_aws_server.h"
 #include "tests/aws/fake_aws_server_fixture.h"
+#include "tests/integration/plugin_process.h"
 #include "tests/matchers.h"
 
 namespace kmsplugin {
 namespace {
 
+using ::kmsplugin::testing::ExitInfo;
 using ::kmsplugin::testing::FakeAwsServer;
 using ::kmsplugin::testing::FakeAwsServerTest;
 using ::kmsplugin::testing::IsOk;
+using ::kmsplugin::testing::ProcessOptions;
 using ::kmsplugin::testing::StatusIs;
+using ::kmsplugin::testing::Subprocess;
+using ::kmsplugin::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Optional;
 
@@ -110,16 +114,20 @@ TEST_F(CurlHttpClientTest, TlsNeedsTheServersCaAndWorksWithIt) {
 // server's CA, hashed the c_rehash way, and the CA file an unrelated CA: the request verifies
 // only when the directory is used as well.
 TEST_F(CurlHttpClientTest, ACaFileAddsToTheSystemCaDirectoryInsteadOfReplacingIt) {
-  char dir_template[] = "/tmp/kmsp-cadir-XXXXXX";
-  ASSERT_NE(mkdtemp(dir_template), nullptr);
-  const std::string dir = dir_template;
-  const std::string other_ca = dir + "/other-ca.pem";
-  const std::string script = absl::StrCat(
-      "set -e; cd '", dir, "'; h=$(openssl x509 -hash -noout -in '", server_->ca_file(),
-      "'); mkdir hashed; cp '", server_->ca_file(), "' hashed/$h.0; ",
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 ",
-      "-subj /CN=unrelated-test-ca -keyout other-key.pem -out '", other_ca, "' 2>/dev/null");
-  ASSERT_EQ(std::system(script.c_str()), 0) << script;
+  absl::StatusOr<TempDir> dir = TempDir::Create("kmsp-cadir");
+  ASSERT_THAT(dir, IsOk());
+  const std::string other_ca = dir->File("other-ca.pem");
+  ProcessOptions sh;
+  sh.binary = "/bin/sh";
+  sh.args = {"-c",
+             absl::StrCat("set -e; cd '", dir->path(), "'; h=$(openssl x509 -hash -noout -in '",
+                          server_->ca_file(), "'); mkdir hashed; cp '", server_->ca_file(),
+                          "' hashed/$h.0; openssl req -x509 -newkey ec -pkeyopt "
+                          "ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=unrelated-test-ca "
+                          "-keyout other-key.pem -out other-ca.pem")};
+  absl::StatusOr<ExitInfo> made = Subprocess::Run(sh, absl::Seconds(30));
+  ASSERT_THAT(made, IsOk());
+  ASSERT_TRUE(made->exited && made->code == 0) << "openssl failed";
   HttpRequest req = Get(server_->kms_endpoint() + "/");
   req.method = "POST";
   HttpClientOptions file_only;
@@ -127,11 +135,10 @@ TEST_F(CurlHttpClientTest, ACaFileAddsToTheSystemCaDirectoryInsteadOfReplacingIt
   EXPECT_THAT(Client(file_only)->Send(req),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("certificate")));
   HttpClientOptions both = file_only;
-  both.system_ca_dir = dir + "/hashed";
+  both.system_ca_dir = dir->File("hashed");
   absl::StatusOr<HttpResponse> resp = Client(both)->Send(req);
   ASSERT_THAT(resp, IsOk());
   EXPECT_EQ(resp->status, 400);
-  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
 }
 
 TEST_F(CurlHttpClientTest, ConnectionRefusedIsUnavailable) {

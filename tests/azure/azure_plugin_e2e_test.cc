@@ -87,21 +87,7 @@ class AzurePluginE2eTest : public PluginTestBase {
             {"AZURE_CLIENT_SECRET", client_secret_},
             {"AZURE_AUTHORITY_HOST", server_->vault_url()}};
   }
-  std::string Secret(const std::string& label) {
-    std::string s = "plaintext-" + label + "-" + NewUuid();
-    RecordSecret(s);
-    return s;
-  }
   std::string KeyId(const std::string& kid) const { return "azure:" + kid; }
-  static bool WaitFor(ApiserverKmsClient& client,
-                      const std::function<bool(const v2::StatusResponse&)>& done) {
-    return PollUntil(
-        [&] {
-          auto s = client.Status();
-          return s.ok() && done(*s);
-        },
-        absl::Seconds(20));
-  }
 
   std::unique_ptr<FakeAzureServer> server_;
   std::string kid_;

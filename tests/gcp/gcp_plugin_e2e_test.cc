@@ -109,22 +109,8 @@ class GcpPluginE2eTest : public PluginTestBase {
     return path;
   }
 
-  std::string Secret(const std::string& label) {
-    std::string s = "plaintext-" + label + "-" + NewUuid();
-    RecordSecret(s);
-    return s;
-  }
   static std::string KeyId(int version) {
     return absl::StrCat("gcp:", kKey, "/cryptoKeyVersions/", version);
-  }
-  static bool WaitFor(ApiserverKmsClient& client,
-                      const std::function<bool(const v2::StatusResponse&)>& done) {
-    return PollUntil(
-        [&] {
-          auto s = client.Status();
-          return s.ok() && done(*s);
-        },
-        absl::Seconds(20));
   }
   nlohmann::json ServerLog() {
     auto log = server_->Requests();

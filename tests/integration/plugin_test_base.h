@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -86,6 +87,24 @@ class PluginTestBase : public ::testing::Test {
   // Remembers a secret the test sends, for the tear-down leak check.
   void RecordSecret(const std::string& secret) {
     if (secret.size() >= 8) secrets_.push_back(secret);
+  }
+
+  // A unique plaintext naming `label` (recorded).
+  std::string Secret(const std::string& label) {
+    std::string s = "plaintext-" + label + "-" + NewUuid();
+    RecordSecret(s);
+    return s;
+  }
+
+  // Polls the plugin's Status until `done` holds for it (20 s at most).
+  static bool WaitFor(ApiserverKmsClient& client,
+                      const std::function<bool(const v2::StatusResponse&)>& done) {
+    return PollUntil(
+        [&] {
+          auto s = client.Status();
+          return s.ok() && done(*s);
+        },
+        absl::Seconds(20));
   }
 
   // A fresh random 32-byte seed (recorded).

@@ -65,11 +65,6 @@ class Pkcs11PluginE2eTest : public PluginTestBase {
   std::string KeyId(int version) const {
     return "pkcs11:" + serial_ + "/kek/v" + std::to_string(version);
   }
-  std::string Secret(const std::string& label) {
-    std::string s = "plaintext-" + label + "-" + NewUuid();
-    RecordSecret(s);
-    return s;
-  }
   std::vector<std::string> Ids() const {
     return token_->KeyIds("kek").value_or(std::vector<std::string>{"error"});
   }

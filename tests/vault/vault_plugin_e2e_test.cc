@@ -100,22 +100,8 @@ class VaultPluginE2eTest : public PluginTestBase {
     return {"--vault-k8s-role", "kms", "--vault-k8s-token-file", path};
   }
 
-  std::string Secret(const std::string& label) {
-    std::string s = "plaintext-" + label + "-" + NewUuid();
-    RecordSecret(s);
-    return s;
-  }
   static std::string KeyId(int version) {
     return absl::StrCat("vault:root/transit/k8s/v", version);
-  }
-  static bool WaitFor(ApiserverKmsClient& client,
-                      const std::function<bool(const v2::StatusResponse&)>& done) {
-    return PollUntil(
-        [&] {
-          auto s = client.Status();
-          return s.ok() && done(*s);
-        },
-        absl::Seconds(20));
   }
 
   std::unique_ptr<FakeVaultServer> server_;
