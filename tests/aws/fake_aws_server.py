@@ -267,21 +267,44 @@ def make_certificates(state_dir):
     return ca_file, cert_file, key_file
 
 
+def start_servers(https_handler, plain_handler, state, state_dir, configure_tls=None):
+    """The shared start of every fake (AWS, Vault, GCP, Azure): a test CA and server certificate
+    in state_dir, then an HTTPS and a plain-HTTP server on loopback ports sharing `state`, each
+    serving on its own thread (server.tls tells them apart). configure_tls(context), when given,
+    adjusts the HTTPS context first (client certificates). Returns (https, plain, ca_file)."""
+    os.makedirs(state_dir, exist_ok=True)
+    ca_file, cert_file, key_file = make_certificates(state_dir)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    if configure_tls is not None:
+        configure_tls(context)
+    https = Server(https_handler, state, context)
+    plain = Server(plain_handler, state)
+    https.tls, plain.tls = True, False
+    for srv in (https, plain):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return https, plain, ca_file
+
+
+def announce_and_wait(info):
+    """Writes the ready line (one JSON object) the parent waits for, then serves until the parent
+    goes away (stdin closes), so that no test can leak a server."""
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
+    try:
+        sys.stdin.read()
+    except KeyboardInterrupt:
+        pass
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--account", default="111122223333")
     args = parser.parse_args()
-    os.makedirs(args.state_dir, exist_ok=True)
-    ca_file, cert_file, key_file = make_certificates(args.state_dir)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
     state = State(args.region, args.account)
-    https = Server(HttpsHandler, state, context)
-    plain = Server(PlainHandler, state)
-    for srv in (https, plain):
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    https, plain, ca_file = start_servers(HttpsHandler, PlainHandler, state, args.state_dir)
     info = {"https_port": https.server_address[1], "http_port": plain.server_address[1],
             "ca_file": ca_file, "pid": os.getpid(), "region": args.region,
             "account": args.account}
@@ -290,13 +313,7 @@ def main():
         json.dump(info, f)
     os.replace(tmp, os.path.join(args.state_dir, "server.json"))
     # The same line on stdout: the parent waits on it instead of polling the file.
-    sys.stdout.write(json.dumps(info) + "\n")
-    sys.stdout.flush()
-    # Exit when the parent goes away (stdin closes), so no test can leak a server.
-    try:
-        sys.stdin.read()
-    except KeyboardInterrupt:
-        pass
+    announce_and_wait(info)
 
 
 if __name__ == "__main__":

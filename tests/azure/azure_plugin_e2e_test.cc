@@ -98,9 +98,7 @@ TEST_F(AzurePluginE2eTest, ConformsToTheApiserverContractWithOneWrapForAThousand
   PluginOptions options = AzureOptions();
   const std::string audit = dir_->File("audit.log");
   options.args.insert(options.args.end(), {"--audit-log", audit});
-  for (size_t i = 0; i + 1 < options.args.size(); ++i) {  // No background probe during the count.
-    if (options.args[i] == "--key-poll-interval") options.args[i + 1] = "1h";
-  }
+  SetArg(options.args, "--key-poll-interval", "1h");  // No background probe during the count.
   log_paths_.push_back(audit);
   ITEST_ASSIGN_OR_FAIL(auto plugin, Start(options));
   ApiserverKmsClient client(plugin->grpc_target());

@@ -50,14 +50,12 @@ Admin API (JSON bodies, http_port):
 import argparse
 import json
 import os
-import ssl
 import sys
-import threading
 import uuid
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "aws"))
-from fake_aws_server import FakeHandler, Server, make_certificates  # noqa: E402  (shared harness)
+from fake_aws_server import FakeHandler, announce_and_wait, start_servers  # noqa: E402
 
 import fake_azure_admin  # noqa: E402
 import fake_azure_entra  # noqa: E402
@@ -205,26 +203,13 @@ def main():
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--tenant", default=DEFAULT_TENANT)
     args = parser.parse_args()
-    os.makedirs(args.state_dir, exist_ok=True)
-    ca_file, cert_file, key_file = make_certificates(args.state_dir)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
     state = State(args.tenant)
-    https = Server(Handler, state, context)
-    plain = Server(Handler, state)
-    https.tls, plain.tls = True, False
-    base = f"https://127.0.0.1:{https.server_address[1]}"
+    https, plain, ca_file = start_servers(Handler, Handler, state, args.state_dir)
     for srv in (https, plain):
-        srv.vault_base = base
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-    info = {"https_port": https.server_address[1], "http_port": plain.server_address[1],
-            "ca_file": ca_file, "tenant": args.tenant, "pid": os.getpid()}
-    sys.stdout.write(json.dumps(info) + "\n")
-    sys.stdout.flush()
-    try:
-        sys.stdin.read()  # Exit when the parent goes away.
-    except KeyboardInterrupt:
-        pass
+        srv.vault_base = f"https://127.0.0.1:{https.server_address[1]}"
+    announce_and_wait({"https_port": https.server_address[1],
+                       "http_port": plain.server_address[1], "ca_file": ca_file,
+                       "tenant": args.tenant, "pid": os.getpid()})
 
 
 if __name__ == "__main__":

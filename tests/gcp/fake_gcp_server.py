@@ -49,13 +49,11 @@ import argparse
 import json
 import os
 import re
-import ssl
 import sys
-import threading
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "aws"))
-from fake_aws_server import FakeHandler, Server, make_certificates  # noqa: E402  (shared harness)
+from fake_aws_server import FakeHandler, announce_and_wait, start_servers  # noqa: E402
 
 import fake_gcp_admin  # noqa: E402
 import fake_gcp_auth  # noqa: E402
@@ -175,14 +173,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", required=True)
     args = parser.parse_args()
-    os.makedirs(args.state_dir, exist_ok=True)
-    ca_file, cert_file, key_file = make_certificates(args.state_dir)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
     state = State()
-    https = Server(Handler, state, context)
-    plain = Server(Handler, state)
-    https.tls, plain.tls = True, False
+    https, plain, ca_file = start_servers(Handler, Handler, state, args.state_dir)
     https_port, http_port = https.server_address[1], plain.server_address[1]
     state.token_uris = {f"https://127.0.0.1:{https_port}/token",
                         f"http://127.0.0.1:{http_port}/token"}
@@ -191,18 +183,11 @@ def main():
     sa_key_file = os.path.join(args.state_dir, "service_account.json")
     with open(os.open(sa_key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(key_info, f)
-    for srv in (https, plain):
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
     info = {"https_port": https_port, "http_port": http_port, "ca_file": ca_file,
             "sa_key_file": sa_key_file, "sa_email": SA_EMAIL,
             "impersonated_email": IMPERSONATED_EMAIL, "metadata_email": METADATA_EMAIL,
             "sts_audience": STS_AUDIENCE, "project": PROJECT, "pid": os.getpid()}
-    sys.stdout.write(json.dumps(info) + "\n")
-    sys.stdout.flush()
-    try:
-        sys.stdin.read()  # Exit when the parent goes away.
-    except KeyboardInterrupt:
-        pass
+    announce_and_wait(info)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,19 @@ class PluginTestBase : public ::testing::Test {
     if (secret.size() >= 8) secrets_.push_back(secret);
   }
 
+  // Sets `flag`'s value in `args` ("--flag value" form), or appends the pair.
+  static void SetArg(std::vector<std::string>& args, const std::string& flag,
+                     const std::string& value) {
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == flag) {
+        args[i + 1] = value;
+        return;
+      }
+    }
+    args.push_back(flag);
+    args.push_back(value);
+  }
+
   // A unique plaintext naming `label` (recorded).
   std::string Secret(const std::string& label) {
     std::string s = "plaintext-" + label + "-" + NewUuid();

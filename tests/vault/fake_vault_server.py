@@ -44,11 +44,10 @@ import json
 import os
 import ssl
 import sys
-import threading
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "aws"))
-from fake_aws_server import FakeHandler, Server, make_certificates  # noqa: E402  (shared harness)
+from fake_aws_server import FakeHandler, announce_and_wait, start_servers  # noqa: E402
 
 import fake_vault_admin  # noqa: E402
 import fake_vault_api  # noqa: E402
@@ -187,28 +186,21 @@ def main():
     parser.add_argument("--state-dir", required=True)
     args = parser.parse_args()
     os.makedirs(args.state_dir, exist_ok=True)
-    ca_file, cert_file, key_file = make_certificates(args.state_dir)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
     client = make_client_certificate(args.state_dir)
-    context.load_verify_locations(client["client-ca.pem"])
-    context.verify_mode = ssl.CERT_OPTIONAL
+
+    def ask_for_client_certificates(context):
+        context.load_verify_locations(client["client-ca.pem"])
+        context.verify_mode = ssl.CERT_OPTIONAL
+
     state = State()
-    https = Server(Handler, state, context)
-    plain = Server(Handler, state)
-    https.tls, plain.tls = True, False
+    https, plain, ca_file = start_servers(Handler, Handler, state, args.state_dir,
+                                          ask_for_client_certificates)
     for srv in (https, plain):
         srv.active_port = https.server_address[1]
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-    info = {"https_port": https.server_address[1], "http_port": plain.server_address[1],
-            "ca_file": ca_file, "root_token": state.root.id, "pid": os.getpid(),
-            "client_cert": client["client.pem"], "client_key": client["client.key"]}
-    sys.stdout.write(json.dumps(info) + "\n")
-    sys.stdout.flush()
-    try:
-        sys.stdin.read()  # Exit when the parent goes away.
-    except KeyboardInterrupt:
-        pass
+    announce_and_wait({"https_port": https.server_address[1],
+                       "http_port": plain.server_address[1], "ca_file": ca_file,
+                       "root_token": state.root.id, "pid": os.getpid(),
+                       "client_cert": client["client.pem"], "client_key": client["client.key"]})
 
 
 if __name__ == "__main__":
