@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "crypto/secret_bytes.h"
 #include "kms/key_encryption_service.h"
-#include "tests/aws/fake_http_client.h"
+#include "tests/fakes/fake_http_client.h"
 
 namespace kmsplugin::fuzz {
 

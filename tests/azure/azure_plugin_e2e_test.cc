@@ -240,13 +240,7 @@ TEST_F(AzurePluginE2eTest, RotationInKeyVaultAndRotateKekGiveNewKeyIdsAndOldData
     ITEST_ASSIGN_OR_FAIL(e2, client.Encrypt(p2));
     EXPECT_EQ(e2.key_id(), KeyId(kid2));
   }
-  ProcessOptions rotate;
-  rotate.binary = PluginBinary();
-  rotate.args = {"rotate", "--socket", plugin->options().listen, "--kek", "--quiet"};
-  rotate.stdout_path = rotate.stderr_path = dir_->File("rotate.out");
-  log_paths_.push_back(rotate.stdout_path);
-  ITEST_ASSIGN_OR_FAIL(ExitInfo exit, Subprocess::Run(rotate, absl::Seconds(60)));
-  EXPECT_TRUE(exit.exited && exit.code == 0) << ReadFile(rotate.stdout_path).value_or("");
+  RunRotateKek(*plugin);
   EXPECT_EQ(server_->Count("rotate"), 1);
   {
     ApiserverKmsClient client(plugin->grpc_target());

@@ -102,6 +102,20 @@ class PluginTestBase : public ::testing::Test {
     args.push_back(value);
   }
 
+  // Runs `kms-plugin rotate --kek --quiet` against `plugin` and expects it to succeed; its output
+  // joins the tear-down leak scan.
+  void RunRotateKek(const PluginProcess& plugin) {
+    ProcessOptions rotate;
+    rotate.binary = PluginBinary();
+    rotate.args = {"rotate", "--socket", plugin.options().listen, "--kek", "--quiet"};
+    rotate.stdout_path = rotate.stderr_path = dir_->File("rotate.out");
+    log_paths_.push_back(rotate.stdout_path);
+    absl::StatusOr<ExitInfo> exit = Subprocess::Run(rotate, absl::Seconds(60));
+    ASSERT_TRUE(exit.ok()) << exit.status();
+    EXPECT_TRUE(exit->exited && exit->code == 0) << exit->ToString() << "\n"
+                                                 << ReadFile(rotate.stdout_path).value_or("");
+  }
+
   // A unique plaintext naming `label` (recorded).
   std::string Secret(const std::string& label) {
     std::string s = "plaintext-" + label + "-" + NewUuid();

@@ -167,15 +167,7 @@ TEST_F(Pkcs11PluginE2eTest, RotateKekCreatesANewKeyObjectAndOldCiphertextsStillD
     ITEST_ASSIGN_OR_FAIL(old_enc, client.Encrypt(old_plaintext));
     EXPECT_EQ(old_enc.key_id(), KeyId(1));
   }
-  ProcessOptions rotate;
-  rotate.binary = PluginBinary();
-  rotate.args = {"rotate", "--socket", plugin->options().listen, "--kek", "--quiet"};
-  rotate.stdout_path = dir_->File("rotate.out");
-  rotate.stderr_path = dir_->File("rotate.out");
-  log_paths_.push_back(rotate.stdout_path);
-  ITEST_ASSIGN_OR_FAIL(ExitInfo exit, Subprocess::Run(rotate, absl::Seconds(60)));
-  EXPECT_TRUE(exit.exited && exit.code == 0) << exit.ToString() << "\n"
-                                             << ReadFile(rotate.stdout_path).value_or("");
+  RunRotateKek(*plugin);
   EXPECT_THAT(Ids(), ::testing::UnorderedElementsAre("01", "02"));
   const std::string new_plaintext = Secret("after-rotation");
   v2::EncryptResponse new_enc;
