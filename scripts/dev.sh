@@ -265,42 +265,35 @@ fuzz() {
   local seconds=${FUZZ_SECONDS:-20}
   local targets=(decrypt_fuzzer aws_response_fuzzer keyring_fuzzer reencrypt_storage_fuzzer
     reencrypt_config_fuzzer reencrypt_etcd_response_fuzzer sigv4_fuzzer pkcs11_blob_fuzzer
-    vault_response_fuzzer)
+    vault_response_fuzzer cloud_response_fuzzer)
   echo "== building ${#targets[@]} fuzzers in $dir (clang-14, libFuzzer, ASan, UBSan)"
   ASAN_BUILD_DIR=$dir asan_configure  # A no-op build once `sanitize` has built everything.
   cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"
   # JOBS targets at a time (each fuzzer is one process on one core), each FUZZ_SECONDS long.
-  # Only this step's own children are waited for (pids): test_all may run clang-tidy in the
-  # background meanwhile, which a bare `wait` would also wait for, and reap.
-  local t pids=()
+  # xargs waits for exactly its own children: test_all may run clang-tidy in the background
+  # meanwhile, which a bare `wait` would also wait for. Each run works on a copy of the committed
+  # seeds (the run adds inputs, the repo stays as it is) and writes a crashing input to
+  # $dir/crash-<target>-*, never into the source tree.
+  local t
   for t in "${targets[@]}"; do
-    # Work on a copy of the committed seeds: the run adds inputs, the repo stays as it is.
-    local work="$dir/corpus-work/$t"
-    rm -rf "$work" && mkdir -p "$work"
-    if [ -d "fuzz/corpus/$t" ]; then cp -r "fuzz/corpus/$t/." "$work/"; fi
-    echo "== fuzzing $t for ${seconds}s"
-    ( "$dir/fuzz/$t" -max_total_time="$seconds" -print_final_stats=1 "$work" > "$dir/$t.log" 2>&1
-      echo $? > "$dir/$t.rc" ) &
-    pids+=($!)
-    if [ "${#pids[@]}" -ge "$JOBS" ]; then
-      local done_pid=""
-      wait -n -p done_pid "${pids[@]}" || true
-      local left=() p
-      for p in "${pids[@]}"; do [ "$p" = "$done_pid" ] || left+=("$p"); done
-      pids=("${left[@]}")
-    fi
+    rm -rf "$dir/corpus-work/$t" "$dir/$t.rc" "$dir/crash-$t-"* && mkdir -p "$dir/corpus-work/$t"
+    if [ -d "fuzz/corpus/$t" ]; then cp -r "fuzz/corpus/$t/." "$dir/corpus-work/$t/"; fi
   done
-  if [ "${#pids[@]}" -gt 0 ]; then wait "${pids[@]}" || true; fi
+  echo "== fuzzing ${#targets[@]} targets for ${seconds}s each, $JOBS at a time"
+  printf '%s\n' "${targets[@]}" | xargs -P "$JOBS" -I{} sh -c \
+    '"$1/fuzz/$2" -max_total_time="$3" -print_final_stats=1 -artifact_prefix="$1/crash-$2-" \
+       "$1/corpus-work/$2" > "$1/$2.log" 2>&1; echo $? > "$1/$2.rc"' _ "$dir" {} "$seconds" || true
   local passed=0 failed=0
   for t in "${targets[@]}"; do
-    if [ "$(cat "$dir/$t.rc")" = 0 ]; then
+    if [ "$(cat "$dir/$t.rc" 2>/dev/null)" = 0 ]; then
       passed=$((passed + 1))
       echo "   $t:"
       grep -E "stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb" \
         "$dir/$t.log" | sed "s/^/     /"
     else
       failed=$((failed + 1))
-      echo "   FAILED: $t found a crash or leak; the last lines of $dir/$t.log:"
+      echo "   FAILED: $t found a crash or leak (input: $(ls "$dir/crash-$t-"* 2>/dev/null | head -n 1));" \
+        "the last lines of $dir/$t.log:"
       tail -n 40 "$dir/$t.log"
     fi
   done

@@ -1,5 +1,8 @@
 #include "kms/bearer/token_endpoint.h"
 
+#include <cstdint>
+#include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -36,10 +39,21 @@ void AppendEncoded(std::string& out, std::string_view value) {
   }
 }
 
-// A number of seconds given as a JSON number or a decimal string; nullopt otherwise.
+// A number of seconds given as a JSON number or a decimal string; nullopt otherwise, and for a
+// number no int64 holds (1e300, NaN, 2^64-1: a float-to-integer cast of those is undefined).
 std::optional<int64_t> Seconds(const nlohmann::json& v) {
+  constexpr double kLimit = 9.2e18;  // Below 2^63, so the cast below is defined.
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
   if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float()) return static_cast<int64_t>(v.get<double>());
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!(d > -kLimit && d < kLimit)) return std::nullopt;  // NaN fails both comparisons.
+    return static_cast<int64_t>(d);
+  }
   int64_t n = 0;
   if (v.is_string() && absl::SimpleAtoi(v.get_ref<const std::string&>(), &n)) return n;
   return std::nullopt;

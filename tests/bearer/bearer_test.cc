@@ -87,6 +87,18 @@ TEST(TokenEndpointTest, AnAnswerWithoutATokenOrWithABadExpiryIsRefused) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseTokenAnswer("not json", kEpoch).status().code(),
             absl::StatusCode::kInvalidArgument);
+  // Numbers no int64 holds (found by fuzz/cloud_response_fuzzer: 3.6e101 was cast to int64,
+  // undefined behaviour) are a bad expiry, not a token that never expires.
+  for (const char* bad : {R"({"access_token":"t","expires_in":3.6e101})",
+                          R"({"access_token":"t","expires_in":-1e300})",
+                          R"({"access_token":"t","expires_in":18446744073709551615})",
+                          R"({"access_token":"t","expires_on":9.3e18})"}) {
+    EXPECT_EQ(ParseTokenAnswer(bad, kEpoch).status().code(), absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+  auto fractional = ParseTokenAnswer(R"({"access_token":"t","expires_in":59.9})", kEpoch);
+  ASSERT_TRUE(fractional.ok()) << fractional.status();
+  EXPECT_EQ(fractional->expiration, kEpoch + absl::Seconds(59));
 }
 
 TEST(TokenEndpointTest, PostsTheFormAndReturnsTheTokenWithItsSourceAndIdentity) {
