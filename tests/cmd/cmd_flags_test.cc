@@ -2,9 +2,12 @@
 // --aws-fips does (the FIPS provider itself is checked end to end in plugin_operations_test);
 // --kms gcp builds its backend.
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "cmd/backend_flags.h"
 #include "gtest/gtest.h"
 
@@ -52,6 +55,19 @@ TEST(BackendFlagsTest, BadEncryptionContextIsRefused) {
 // --kms gcp builds the Google Cloud KMS backend from its flags, with no remote call (the
 // endpoint is a closed port), and refuses a missing --gcp-key.
 TEST(BackendFlagsTest, GcpFlagsBuildTheCloudKmsBackend) {
+  // The flags alone decide here: a GOOGLE_APPLICATION_CREDENTIALS in the environment that runs
+  // the tests would make CreateBackend read that file. It is unset for this test and restored
+  // after it (no other thread runs meanwhile, hence the NOLINTs for setenv/unsetenv).
+  const char* env = std::getenv("GOOGLE_APPLICATION_CREDENTIALS");
+  const std::optional<std::string> saved =
+      env == nullptr ? std::nullopt : std::optional<std::string>(env);
+  ::unsetenv("GOOGLE_APPLICATION_CREDENTIALS");  // NOLINT(concurrency-mt-unsafe)
+  const absl::Cleanup restore = [&saved] {
+    if (saved.has_value()) {
+      // NOLINTNEXTLINE(concurrency-mt-unsafe)
+      ::setenv("GOOGLE_APPLICATION_CREDENTIALS", saved->c_str(), 1);
+    }
+  };
   for (const bool with_key : {true, false}) {
     CLI::App app;
     BackendFlags flags;
