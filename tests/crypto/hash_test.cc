@@ -20,19 +20,13 @@ namespace {
 
 using ::kmsplugin::testing::HexField;
 using ::kmsplugin::testing::IsOk;
+using ::kmsplugin::testing::Unhex;
 using ::kmsplugin::testing::ParseJson;
 using ::kmsplugin::testing::ReadTestdata;
 using ::kmsplugin::testing::StatusIs;
 using ::kmsplugin::testing::StringField;
 
 constexpr size_t kRfc5869CaseCount = 3;
-
-// Decodes a hex literal typed into this file; a typo fails the test that uses it.
-std::string Unhex(std::string_view hex) {
-  auto bytes = HexDecode(hex);
-  EXPECT_THAT(bytes, IsOk()) << hex;
-  return bytes.ok() ? *bytes : std::string();
-}
 
 struct HkdfVector {
   std::string name;

@@ -20,12 +20,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/crypto/vectors.h"
 #include "tests/matchers.h"
 
 namespace kmsplugin {
 namespace {
 
 using ::kmsplugin::testing::IsOk;
+using ::kmsplugin::testing::Unhex;
 using ::kmsplugin::testing::StatusIs;
 
 constexpr char kGoldenFile[] = KMSP_SOURCE_DIR "/tests/crypto/testdata/secretbox_golden.json";
@@ -43,12 +45,6 @@ struct Golden {
   std::string key, key_name;
   std::vector<Vector> vectors;
 };
-
-std::string Unhex(const std::string& hex) {
-  auto bytes = HexDecode(hex);
-  EXPECT_TRUE(bytes.ok()) << bytes.status();
-  return bytes.ok() ? *bytes : std::string();
-}
 
 Golden LoadGolden() {
   std::ifstream in(kGoldenFile, std::ios::binary);

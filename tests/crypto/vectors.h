@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "crypto/encoding.h"
 #include "fmt/format.h"
+#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 namespace kmsplugin::testing {
@@ -48,6 +49,14 @@ inline absl::StatusOr<std::string> HexField(const nlohmann::json& obj, std::stri
   auto hex = StringField(obj, name);
   if (!hex.ok()) return hex.status();
   return HexDecode(*hex);
+}
+
+// `hex` (a literal typed into a test, or a golden file's field) decoded to bytes; a typo fails
+// the calling test and gives "".
+inline std::string Unhex(const std::string& hex) {
+  absl::StatusOr<std::string> bytes = HexDecode(hex);
+  EXPECT_TRUE(bytes.ok()) << bytes.status() << ": " << hex;
+  return bytes.ok() ? *bytes : std::string();
 }
 
 }  // namespace kmsplugin::testing

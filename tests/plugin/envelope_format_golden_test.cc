@@ -25,6 +25,7 @@
 #include "nlohmann/json.hpp"
 #include "plugin/envelope_format.h"
 #include "plugin/envelope_service.h"
+#include "tests/crypto/vectors.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/matchers.h"
 #include "tests/plugin/fixed_blob_kes.h"
@@ -35,18 +36,13 @@ namespace {
 using ::kmsplugin::testing::FakeClock;
 using ::kmsplugin::testing::FixedBlobKes;
 using ::kmsplugin::testing::IsOk;
+using ::kmsplugin::testing::Unhex;
 
 constexpr char kGoldenFile[] = KMSP_SOURCE_DIR "/tests/plugin/testdata/envelope_v1_golden.json";
 // The same ciphertext, pinned here too so that regenerating the JSON cannot pass unnoticed.
 constexpr char kGoldenCiphertextHex[] =
     "01a0a1a2a3a4a5a6a7a8a9aaabb0e06a5b8785bc4c0906329bfbca5584cf6490a28843a51ed0fc8ce39da70dd9dc5e"
     "e748d6d71953b1fe70ad1452c344";
-
-std::string Unhex(const std::string& hex) {
-  auto bytes = HexDecode(hex);
-  EXPECT_TRUE(bytes.ok()) << bytes.status();
-  return bytes.ok() ? *bytes : std::string();
-}
 
 struct Golden {
   std::string data_key, nonce, seed, key_id, aad, ciphertext, two_aad;

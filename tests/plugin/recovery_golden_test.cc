@@ -16,6 +16,7 @@
 #include "plugin/envelope_service.h"
 #include "plugin/recovery_format.h"
 #include "tests/crypto/rsa_test_keys.h"
+#include "tests/crypto/vectors.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/matchers.h"
 #include "tests/plugin/fixed_blob_kes.h"
@@ -26,35 +27,31 @@ namespace {
 using ::kmsplugin::testing::FakeClock;
 using ::kmsplugin::testing::FixedBlobKes;
 using ::kmsplugin::testing::IsOk;
+using ::kmsplugin::testing::Unhex;
 using ::kmsplugin::testing::ReadFileOrEmpty;
 
-constexpr char kGoldenFile[] = KMSP_SOURCE_DIR "/tests/plugin/testdata/recovery_golden.json";
+constexpr char kRecoveryGoldenFile[] =
+    KMSP_SOURCE_DIR "/tests/plugin/testdata/recovery_golden.json";
 // Pinned here too, so that regenerating the JSON cannot pass unnoticed.
 constexpr char kGoldenFingerprintHex[] =
     "274e75082d2c204e1824e77988da938df7b6bc1e0ba7572c7ab32d2d6b443f44";
 constexpr char kGoldenRecoveryAnnotationSha256[] =
     "a68d62f1e774d265bb7c4ccd433328c79cef2657ea25276e8f70aaeb52891650";
-constexpr char kGoldenCiphertextHex[] =
+constexpr char kRecoveryGoldenCiphertextHex[] =
     "01c0c1c2c3c4c5c6c7c8c9cacb9345f3b86376a99a4f8b776eebbc7635f5586737f491fac40910321d84cbfc97019e"
     "babdb7301cd0466db6cc984a3aa3";
 
-std::string Unhex(const std::string& hex) {
-  auto bytes = HexDecode(hex);
-  EXPECT_TRUE(bytes.ok()) << bytes.status();
-  return bytes.ok() ? *bytes : std::string();
-}
-
-struct Golden {
+struct RecoveryGolden {
   std::string fingerprint, label, data_key, seed, key_id, ciphertext;
   Annotations annotations;
 };
 
-Golden LoadGolden() {
-  std::ifstream in(kGoldenFile, std::ios::binary);
-  EXPECT_TRUE(in.good()) << kGoldenFile;
+RecoveryGolden LoadRecoveryGolden() {
+  std::ifstream in(kRecoveryGoldenFile, std::ios::binary);
+  EXPECT_TRUE(in.good()) << kRecoveryGoldenFile;
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   EXPECT_FALSE(j.is_discarded());
-  Golden g;
+  RecoveryGolden g;
   if (j.is_discarded()) return g;
   g.fingerprint = Unhex(j.value("fingerprint_hex", ""));
   g.label = j.value("oaep_label", "");
@@ -74,8 +71,8 @@ RsaPrivateKey TestPrivateKey() {
 }
 
 TEST(RecoveryGoldenTest, TheVectorIsTheOnePinnedHere) {
-  Golden g = LoadGolden();
-  EXPECT_EQ(HexEncode(g.ciphertext), kGoldenCiphertextHex);
+  RecoveryGolden g = LoadRecoveryGolden();
+  EXPECT_EQ(HexEncode(g.ciphertext), kRecoveryGoldenCiphertextHex);
   EXPECT_EQ(Sha256Hex(g.annotations.at(std::string(kRecoveryAnnotation))),
             kGoldenRecoveryAnnotationSha256);
   EXPECT_EQ(g.label, kRecoveryOaepLabel);
@@ -85,12 +82,12 @@ TEST(RecoveryGoldenTest, TheVectorIsTheOnePinnedHere) {
 
 TEST(RecoveryGoldenTest, TestKeyFingerprintIsTheFixedHexString) {
   EXPECT_EQ(HexEncode(TestPrivateKey().fingerprint()), kGoldenFingerprintHex);
-  EXPECT_EQ(HexEncode(LoadGolden().fingerprint), kGoldenFingerprintHex);
+  EXPECT_EQ(HexEncode(LoadRecoveryGolden().fingerprint), kGoldenFingerprintHex);
   EXPECT_EQ(TestPrivateKey().FingerprintText(), std::string("sha256:") + kGoldenFingerprintHex);
 }
 
 TEST(RecoveryGoldenTest, AnnotationIsVersionOneThenFingerprintThenA384ByteWrap) {
-  Golden g = LoadGolden();
+  RecoveryGolden g = LoadRecoveryGolden();
   const std::string& value = g.annotations.at(std::string(kRecoveryAnnotation));
   ASSERT_EQ(value.size(), 1u + 32 + 384);
   EXPECT_EQ(value[0], '\x01');
@@ -98,7 +95,7 @@ TEST(RecoveryGoldenTest, AnnotationIsVersionOneThenFingerprintThenA384ByteWrap) 
 }
 
 TEST(RecoveryGoldenTest, ParseRecoveryWrapAndUnwrapGiveTheKnownDataKey) {
-  Golden g = LoadGolden();
+  RecoveryGolden g = LoadRecoveryGolden();
   auto wrap = ParseRecoveryWrap(g.annotations.at(std::string(kRecoveryAnnotation)));
   ASSERT_THAT(wrap, IsOk());
   EXPECT_EQ(wrap->fingerprint, g.fingerprint);
@@ -108,7 +105,7 @@ TEST(RecoveryGoldenTest, ParseRecoveryWrapAndUnwrapGiveTheKnownDataKey) {
 }
 
 TEST(RecoveryGoldenTest, OpenWithRecoveryKeyGivesTheKnownPlaintext) {
-  Golden g = LoadGolden();
+  RecoveryGolden g = LoadRecoveryGolden();
   RsaPrivateKey priv = TestPrivateKey();
   auto seed = OpenWithRecoveryKey(g.ciphertext, g.key_id, g.annotations, {&priv});
   ASSERT_THAT(seed, IsOk());
@@ -116,7 +113,7 @@ TEST(RecoveryGoldenTest, OpenWithRecoveryKeyGivesTheKnownPlaintext) {
 }
 
 TEST(RecoveryGoldenTest, ThePluginDecryptsTheGoldenResponseWithItsKmsToo) {
-  Golden g = LoadGolden();
+  RecoveryGolden g = LoadRecoveryGolden();
   FakeClock clock;
   auto svc = EnvelopeService::Create(
       EnvelopeOptions{},

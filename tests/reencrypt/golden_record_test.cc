@@ -19,7 +19,7 @@
 namespace kmsplugin::reencrypt {
 namespace {
 
-constexpr char kEtcdKey[] = "/registry/secrets/default/golden";
+constexpr char kGoldenEtcdKey[] = "/registry/secrets/default/golden";
 // "k8s:enc:kms:v2:kms-provider:" + EncryptedObject{1: info(20..3f) || nonce(40..4b) || ct || tag,
 // 2: "golden-key-1", 3: "wrapped-seed:0123456789abcdef", 4: {"kek.kms.example.com":
 // "\0\1wrapped-kek"}, 5: 1}, seed = bytes 00..1f.
@@ -153,7 +153,7 @@ TEST(GoldenRecordTest, WriterStillProducesTheFrozenBytes) {
   EncryptedObject obj;
   auto data = SealKmsV2Type1WithInfoAndNonce(SecretBytes::CopyFrom(Range(0x00, 32)),
                                              Range(0x20, 32), Range(0x40, 12), kPlaintext,
-                                             kEtcdKey);
+                                             kGoldenEtcdKey);
   ASSERT_TRUE(data.ok()) << data.status();
   obj.encrypted_data = *data;
   obj.key_id = "golden-key-1";
@@ -190,7 +190,7 @@ TEST(GoldenRecordTest, TransformerWritesTheFrozenFramingAroundItsRandomBytes) {
   // 88 bytes (info, nonce, ciphertext, tag of the same plaintext) must match the record.
   auto t = NewKmsV2Transformer("kms-provider", std::make_unique<GoldenKmsClient>());
   ASSERT_TRUE(t->PrepareForWrite().ok());
-  auto value = t->Encrypt(kEtcdKey, SecretBytes::CopyFrom(kPlaintext));
+  auto value = t->Encrypt(kGoldenEtcdKey, SecretBytes::CopyFrom(kPlaintext));
   ASSERT_TRUE(value.ok()) << value.status();
   const std::string golden = *HexDecode(kGoldenHex);
   ASSERT_EQ(value->size(), golden.size());
@@ -213,7 +213,7 @@ TEST(GoldenRecordTest, ContractDecoderOpensTheFrozenBytes) {
   // The plugin would unwrap encryptedDEKSource to this seed.
   EXPECT_EQ(HexEncode(HkdfExpand(Range(0x00, 32), Range(0x20, 32))),
             "ccb4f05e673c90bd153935b11d0dabfc00537bc35cf92953deac178dd081ef8d");
-  auto pt = OpenType1(Range(0x00, 32), r->data, kEtcdKey);
+  auto pt = OpenType1(Range(0x00, 32), r->data, kGoldenEtcdKey);
   ASSERT_TRUE(pt.has_value());
   EXPECT_EQ(*pt, kPlaintext);
   EXPECT_FALSE(OpenType1(Range(0x00, 32), r->data, "/registry/secrets/default/other"))

@@ -26,7 +26,7 @@ using ::kmsplugin::testing::IsOk;
 using ::kmsplugin::testing::StatusIs;
 using ::testing::Not;
 
-constexpr char kEtcdKey[] = "/registry/secrets/default/db";
+constexpr char kRotationEtcdKey[] = "/registry/secrets/default/db";
 const std::string kSeed(32, 's');
 
 // The plugin side: base64 "wrapping", a key_id that can rotate, counted calls.
@@ -100,35 +100,35 @@ class KeyRotationTest : public ::testing::Test {
 TEST_F(KeyRotationTest, ValueUnderTheKeyIdAFreshStatusReportsIsCurrentAndWritesFollowIt) {
   ASSERT_THAT(transformer_->PrepareForWrite(), IsOk());
   plugin_->Rotate("3");  // the apiserver sees "3" and writes under it; our last Status said "2"
-  EXPECT_TRUE(IsCurrent(V2Value("3", kEtcdKey, "x")));
+  EXPECT_TRUE(IsCurrent(V2Value("3", kRotationEtcdKey, "x")));
   EXPECT_EQ(transformer_->current_key_id(), "3");
-  auto written = transformer_->Encrypt(kEtcdKey, SecretBytes::CopyFrom("y"));
+  auto written = transformer_->Encrypt(kRotationEtcdKey, SecretBytes::CopyFrom("y"));
   ASSERT_THAT(written, IsOk());
   EXPECT_EQ(KeyIdOf(*written), "3") << "written under the superseded key_id";
-  EXPECT_FALSE(IsCurrent(V2Value("2", kEtcdKey, "x")));
+  EXPECT_FALSE(IsCurrent(V2Value("2", kRotationEtcdKey, "x")));
 }
 
 TEST_F(KeyRotationTest, AnOlderKeyIdCostsOneStatusCallPerRunNotOnePerValue) {
   ASSERT_THAT(transformer_->PrepareForWrite(), IsOk());
   const int before = plugin_->StatusCalls();
-  for (int i = 0; i < 50; ++i) EXPECT_FALSE(IsCurrent(V2Value("1", kEtcdKey, "x")));
+  for (int i = 0; i < 50; ++i) EXPECT_FALSE(IsCurrent(V2Value("1", kRotationEtcdKey, "x")));
   EXPECT_EQ(plugin_->StatusCalls() - before, 1);
-  for (int i = 0; i < 50; ++i) EXPECT_TRUE(IsCurrent(V2Value("2", kEtcdKey, "x")));
+  for (int i = 0; i < 50; ++i) EXPECT_TRUE(IsCurrent(V2Value("2", kRotationEtcdKey, "x")));
   EXPECT_EQ(plugin_->StatusCalls() - before, 1);
 }
 
 TEST_F(KeyRotationTest, RefreshSwitchesToAFreshSeedUnderTheNewKeyId) {
   ASSERT_THAT(transformer_->PrepareForWrite(), IsOk());
-  auto old_value = transformer_->Encrypt(kEtcdKey, SecretBytes::CopyFrom("a"));
+  auto old_value = transformer_->Encrypt(kRotationEtcdKey, SecretBytes::CopyFrom("a"));
   ASSERT_THAT(old_value, IsOk());
   plugin_->Rotate("3");
   ASSERT_THAT(transformer_->Refresh(), IsOk());
-  auto new_value = transformer_->Encrypt(kEtcdKey, SecretBytes::CopyFrom("b"));
+  auto new_value = transformer_->Encrypt(kRotationEtcdKey, SecretBytes::CopyFrom("b"));
   ASSERT_THAT(new_value, IsOk());
   EXPECT_EQ(KeyIdOf(*new_value), "3");
   EXPECT_FALSE(IsCurrent(*old_value));
   EXPECT_TRUE(IsCurrent(*new_value));
-  auto read_old = transformer_->Decrypt(kEtcdKey, *old_value);  // old seeds still read
+  auto read_old = transformer_->Decrypt(kRotationEtcdKey, *old_value);  // old seeds still read
   ASSERT_THAT(read_old, IsOk());
   EXPECT_EQ(read_old->Reveal(), "a");
 }
@@ -141,13 +141,13 @@ TEST_F(KeyRotationTest, AFailedSwitchStopsWritesInsteadOfFallingBackToTheOldKeyI
     plugin_->encrypt_key_id = "2";  // Status and Encrypt disagree mid-rotation
   }
   EXPECT_THAT(transformer_->Refresh(), StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_THAT(transformer_->Encrypt(kEtcdKey, SecretBytes::CopyFrom("x")), Not(IsOk()));
+  EXPECT_THAT(transformer_->Encrypt(kRotationEtcdKey, SecretBytes::CopyFrom("x")), Not(IsOk()));
   {
     absl::MutexLock lock(&plugin_->mu);
     plugin_->encrypt_key_id.clear();
   }
   ASSERT_THAT(transformer_->Refresh(), IsOk());
-  auto written = transformer_->Encrypt(kEtcdKey, SecretBytes::CopyFrom("x"));
+  auto written = transformer_->Encrypt(kRotationEtcdKey, SecretBytes::CopyFrom("x"));
   ASSERT_THAT(written, IsOk());
   EXPECT_EQ(KeyIdOf(*written), "3");
 }

@@ -23,7 +23,7 @@ using testing::InMemoryEtcd;
 
 const std::string kNewKey(32, 'n');
 const std::string kOldKey(32, 'o');
-constexpr char kEtcdKey[] = "/registry/secrets/default/db";
+constexpr char kReencryptorEtcdKey[] = "/registry/secrets/default/db";
 
 class ReencryptorTest : public ::testing::Test {
  protected:
@@ -74,7 +74,7 @@ TEST_F(ReencryptorTest, ValueOfASecondProviderWithTheSamePrefixIsRewrittenNotSki
   const std::string pt = testing::MakePlaintext("db", 200);
   auto old_value = testing::EncodeAesCbc("key1", kOldKey, pt);
   ASSERT_THAT(old_value, IsOk());
-  ASSERT_THAT(etcd_.Put(kEtcdKey, *old_value, 0), IsOk());
+  ASSERT_THAT(etcd_.Put(kReencryptorEtcdKey, *old_value, 0), IsOk());
 
   auto summary = Run(OverlappingAescbcYaml(), ReencryptOptions{});
   ASSERT_THAT(summary, IsOk());
@@ -88,7 +88,7 @@ TEST_F(ReencryptorTest, ValueOfASecondProviderWithTheSamePrefixIsRewrittenNotSki
   auto set = TransformerSet::Create(*only_new);
   ASSERT_THAT(set, IsOk());
   const ProviderChain& chain = (*set)->ChainFor(GroupResource::Parse("secrets"));
-  auto read = chain.Decrypt(kEtcdKey, etcd_.Get(kEtcdKey));
+  auto read = chain.Decrypt(kReencryptorEtcdKey, etcd_.Get(kReencryptorEtcdKey));
   ASSERT_THAT(read, IsOk());
   EXPECT_EQ(read->Reveal(), pt);
 }
@@ -118,14 +118,14 @@ TEST_F(ReencryptorTest, ValueOfTheFirstProviderWithAnOverlappingPrefixStaysCurre
   const std::string pt = testing::MakePlaintext("db", 200);
   auto value = testing::EncodeAesCbc("key1", kNewKey, pt);
   ASSERT_THAT(value, IsOk());
-  ASSERT_THAT(etcd_.Put(kEtcdKey, *value, 0), IsOk());
+  ASSERT_THAT(etcd_.Put(kReencryptorEtcdKey, *value, 0), IsOk());
 
   auto summary = Run(OverlappingAescbcYaml(), ReencryptOptions{});
   ASSERT_THAT(summary, IsOk());
   EXPECT_EQ(summary->already_current, 1);
   EXPECT_EQ(summary->rewritten, 0);
   EXPECT_EQ(etcd_.cas_writes(), 0);
-  EXPECT_EQ(etcd_.Get(kEtcdKey), *value);
+  EXPECT_EQ(etcd_.Get(kReencryptorEtcdKey), *value);
 }
 
 }  // namespace
