@@ -48,16 +48,21 @@ class PluginTestBase : public ::testing::Test {
     keyring_path_ = dir_->File("keyring.json");
   }
 
-  // Fails the test if a log of this test reveals a recorded secret or the keyring material.
+  // Fails the test if a log of this test reveals a recorded secret or the keyring material (in
+  // any of LeakScanner's encodings), or holds a forbidden marker (as is).
   void TearDown() override {
     if (!dir_.has_value()) return;
     LeakScanner scanner = SecretsScanner();
-    if (scanner.size() == 0) return;
     for (const std::string& log_path : log_paths_) {
       auto log = ReadFile(log_path);
       if (!log.ok()) continue;
-      std::vector<std::string> findings = scanner.Scan(*log);
-      EXPECT_THAT(findings, ::testing::IsEmpty()) << "secrets found in " << log_path;
+      if (scanner.size() != 0) {
+        std::vector<std::string> findings = scanner.Scan(*log);
+        EXPECT_THAT(findings, ::testing::IsEmpty()) << "secrets found in " << log_path;
+      }
+      for (const std::string& marker : forbidden_markers_) {
+        EXPECT_THAT(*log, ::testing::Not(::testing::HasSubstr(marker))) << log_path;
+      }
     }
   }
 
@@ -88,6 +93,9 @@ class PluginTestBase : public ::testing::Test {
   void RecordSecret(const std::string& secret) {
     if (secret.size() >= 8) secrets_.push_back(secret);
   }
+  // Text no log of this test may hold, whatever follows it: the prefix every token of a fake
+  // server starts with ("hvs.", "ya29."), a PEM header.
+  void ForbidInLogs(const std::string& marker) { forbidden_markers_.push_back(marker); }
 
   // Sets `flag`'s value in `args` ("--flag value" form), or appends the pair.
   static void SetArg(std::vector<std::string>& args, const std::string& flag,
@@ -197,6 +205,7 @@ class PluginTestBase : public ::testing::Test {
   std::string keyring_path_;
   std::vector<std::string> log_paths_;
   std::vector<std::string> secrets_;
+  std::vector<std::string> forbidden_markers_;
 };
 
 }  // namespace kmsplugin::testing
