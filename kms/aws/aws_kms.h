@@ -58,6 +58,7 @@
 #include "kms/aws/credentials.h"
 #include "kms/aws/kms_api.h"
 #include "kms/http_client.h"
+#include "kms/remote_backend_options.h"
 #include "kms/key_encryption_service.h"
 
 namespace kmsplugin::aws {
@@ -65,7 +66,10 @@ namespace kmsplugin::aws {
 inline constexpr std::string_view kPluginContextKey = "kms-plugin";
 inline constexpr std::string_view kPluginContextValue = "kubernetes-kms-v2";
 
-struct AwsKmsOptions {
+// The common fields (retry, max_concurrent_calls, timeouts, http, observer) are in
+// RemoteBackendOptions; observer reports: key = --aws-key-id as given, encryption_context = the
+// canonical "k=v,…" sent.
+struct AwsKmsOptions : RemoteBackendOptions {
   std::string key_id;    // Key ARN, key id, alias/NAME or alias ARN.
   std::string region;    // Required, e.g. "us-east-1".
   std::string endpoint;  // Empty: https://kms[-fips].<region>.amazonaws.com (…com.cn in China).
@@ -75,19 +79,10 @@ struct AwsKmsOptions {
   bool allow_insecure_http = false;
   // The user's encryption-context entries (kPluginContextKey is reserved and always added).
   std::vector<std::pair<std::string, std::string>> encryption_context;
-  RetryPolicy retry;
-  size_t max_concurrent_calls = 16;
-  absl::Duration connect_timeout = absl::Seconds(3);
-  absl::Duration default_call_timeout = absl::Seconds(10);  // For calls without a deadline.
   // The environment the default credential chain reads; empty = the process environment.
   EnvLookup env;
   // Overrides the default credential chain (tests); owned.
   std::unique_ptr<CredentialsProvider> credentials;
-  // Overrides the curl client (tests); owned.
-  std::unique_ptr<HttpClient> http;
-  // Told about every KMS request attempt (kms/remote_attempt.h); may be null; must outlive the
-  // backend. key = --aws-key-id as given, encryption_context = the canonical "k=v,…" sent.
-  RemoteAttemptObserver* observer = nullptr;
 };
 
 // Parses "k=v,k2=v2" (the --aws-encryption-context flag). INVALID_ARGUMENT for an entry without

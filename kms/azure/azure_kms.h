@@ -55,6 +55,7 @@
 #include "kms/azure/azure_wire.h"
 #include "kms/bearer/rest_api.h"
 #include "kms/http_client.h"
+#include "kms/remote_backend_options.h"
 #include "kms/key_encryption_service.h"
 #include "kms/retry.h"
 
@@ -63,7 +64,9 @@ namespace kmsplugin::azure {
 inline constexpr std::string_view kKekIdPrefix = "azure:";
 inline constexpr std::string_view kAssociatedDataPrefix = "kms-plugin/kubernetes-kms-v2:azure:";
 
-struct AzureKmsOptions {
+// The common fields (retry, max_concurrent_calls, timeouts, http, observer) are in
+// RemoteBackendOptions; observer reports: key = "<vault>/keys/<name>".
+struct AzureKmsOptions : RemoteBackendOptions {
   std::string vault_url;    // --azure-vault-url: https://NAME.vault.azure.net (any https URL).
   std::string key_name;     // --azure-key-name
   std::string key_version;  // --azure-key-version: pins the version; empty: follow the current.
@@ -71,15 +74,7 @@ struct AzureKmsOptions {
   std::string oct_algorithm = "A256KW";  // For oct-HSM keys: A256KW or A256GCM.
   std::string api_version = "7.4";
   AzureCredentialOptions credentials;
-  RetryPolicy retry;
-  size_t max_concurrent_calls = 16;
-  absl::Duration connect_timeout = absl::Seconds(3);
-  absl::Duration default_call_timeout = absl::Seconds(10);
-  std::unique_ptr<HttpClient> http;     // Overrides the curl client (tests); owned.
   std::unique_ptr<TokenSource> tokens;  // Overrides the credential chain (tests); owned.
-  // Told about every Key Vault and token-endpoint attempt (kms/remote_attempt.h); may be null;
-  // must outlive the backend. key = "<vault>/keys/<name>".
-  RemoteAttemptObserver* observer = nullptr;
 };
 
 class AzureKms final : public KeyEncryptionService {

@@ -42,6 +42,7 @@
 #include "kms/bearer/rest_api.h"
 #include "kms/gcp/gcp_credentials.h"
 #include "kms/http_client.h"
+#include "kms/remote_backend_options.h"
 #include "kms/key_encryption_service.h"
 #include "kms/retry.h"
 
@@ -50,22 +51,16 @@ namespace kmsplugin::gcp {
 inline constexpr std::string_view kAssociatedDataPrefix = "kms-plugin/kubernetes-kms-v2:";
 inline constexpr char kDefaultEndpoint[] = "https://cloudkms.googleapis.com";
 
-struct GcpKmsOptions {
+// The common fields (retry, max_concurrent_calls, timeouts, http, observer) are in
+// RemoteBackendOptions; observer reports: key = the CryptoKey name.
+struct GcpKmsOptions : RemoteBackendOptions {
   std::string key;  // --gcp-key: projects/P/locations/L/keyRings/R/cryptoKeys/K.
   std::string endpoint = kDefaultEndpoint;  // --gcp-endpoint: any https URL.
   // --gcp-ca-file: PEM bundle trusted on top of the system roots for every endpoint (KMS,
   // token_uri, STS, impersonation); empty: the system roots only.
   std::string ca_file;
   GcpCredentialsOptions credentials;  // FromEnvironment() is applied by Create().
-  RetryPolicy retry;
-  size_t max_concurrent_calls = 16;
-  absl::Duration connect_timeout = absl::Seconds(3);
-  absl::Duration default_call_timeout = absl::Seconds(10);
-  std::unique_ptr<HttpClient> http;     // Overrides the curl client (tests); owned.
   std::unique_ptr<TokenSource> tokens;  // Overrides the credential chain (tests); owned.
-  // Told about every request attempt, token exchanges included; may be null; must outlive the
-  // backend. key = the CryptoKey name.
-  RemoteAttemptObserver* observer = nullptr;
 };
 
 class GcpKms final : public KeyEncryptionService {

@@ -50,6 +50,7 @@
 
 #include "base/clock.h"
 #include "kms/http_client.h"
+#include "kms/remote_backend_options.h"
 #include "kms/key_encryption_service.h"
 #include "kms/retry.h"
 #include "kms/vault/vault_api.h"
@@ -59,7 +60,9 @@ namespace kmsplugin::vault {
 
 inline constexpr std::string_view kAssociatedDataPrefix = "kms-plugin/kubernetes-kms-v2:";
 
-struct VaultKmsOptions {
+// The common fields (retry, max_concurrent_calls, timeouts, http, observer) are in
+// RemoteBackendOptions; observer reports: key = "[<namespace>/]<mount>/keys/<key>".
+struct VaultKmsOptions : RemoteBackendOptions {
   std::string addr;  // https://vault.example:8200
   std::string key;   // Transit key name.
   std::string transit_mount = "transit";
@@ -69,14 +72,6 @@ struct VaultKmsOptions {
   std::string client_key_file;
   bool allow_insecure_http = false;  // --vault-insecure-http-for-tests.
   VaultAuthOptions auth;
-  RetryPolicy retry;
-  size_t max_concurrent_calls = 16;
-  absl::Duration connect_timeout = absl::Seconds(3);
-  absl::Duration default_call_timeout = absl::Seconds(10);
-  std::unique_ptr<HttpClient> http;  // Overrides the curl client (tests); owned.
-  // Told about every Vault request attempt, logins included (kms/remote_attempt.h); may be null;
-  // must outlive the backend. key = "[<namespace>/]<mount>/keys/<key>".
-  RemoteAttemptObserver* observer = nullptr;
 };
 
 class VaultKms final : public KeyEncryptionService {
