@@ -10,7 +10,8 @@
 //   mode 4: Azure Wrap: the Entra token answer, the key GET (200), then the wrapkey answer;
 //   mode 5: Azure Unwrap: the token answer, then the unwrapkey answer;
 //   mode 6: Azure Probe: the token answer, then the key GET answer;
-//   mode 7: Azure RotateKek: the token answer, then the rotate answer (and a key GET, 200);
+//   mode 7: Azure RotateKek: the token answer, then the rotate answer (any later call gets the
+//           same status);
 //   mode 8: the pure parsers: ParseTokenAnswer, the Azure challenge, kid and vault URL parsers,
 //           base64url, and both backends' error classifiers.
 // Properties checked on every input: no crash, no sanitizer report; every error message is
@@ -86,30 +87,38 @@ void CheckKekId(const absl::StatusOr<kmsplugin::WrappedKey>& wrapped, std::strin
   }
 }
 
-void RunGcp(int mode, Script* script, kmsplugin::testing::FakeClock* clock) {
-  gcp::GcpKmsOptions options;
-  options.key = kGcpKey;
-  options.endpoint = "https://kms.example";
-  options.retry.max_attempts = 1;
-  options.credentials.metadata_host = "169.254.169.254";
-  options.http = std::make_unique<FakeHttpClient>(
-      [script](const kmsplugin::testing::RecordedRequest& r) { return script->Answer(r); });
-  auto kms = gcp::GcpKms::Create(std::move(options), clock);
-  if (!kms.ok()) std::abort();
+// The four operations both backends share, by `op` (mode % 4): Wrap (its kek_id must start with
+// `kek_prefix`), Unwrap of `kek_prefix` + `version` with `blob`, Probe, RotateKek.
+void Exercise(kmsplugin::KeyEncryptionService& kms, int op, const std::string& kek_prefix,
+              const std::string& version, const std::string& blob) {
   const CallContext ctx{absl::InfiniteFuture(), "fuzz"};
-  const std::string version_prefix = std::string("gcp:") + kGcpKey + "/cryptoKeyVersions/";
-  if (mode == 0) {
-    CheckKekId((*kms)->Wrap(SecretBytes::CopyFrom(std::string(32, 'k')), ctx), version_prefix);
-  } else if (mode == 1) {
-    CheckMessage((*kms)->Unwrap({version_prefix + "1", "Q1Q6a2tr"}, ctx).status());
-  } else if (mode == 2) {
-    CheckMessage((*kms)->Probe(ctx).status());
+  if (op == 0) {
+    CheckKekId(kms.Wrap(SecretBytes::CopyFrom(std::string(32, 'k')), ctx), kek_prefix);
+  } else if (op == 1) {
+    CheckMessage(kms.Unwrap({kek_prefix + version, blob}, ctx).status());
+  } else if (op == 2) {
+    CheckMessage(kms.Probe(ctx).status());
   } else {
-    CheckMessage((*kms)->RotateKek(ctx));
+    CheckMessage(kms.RotateKek(ctx));
   }
 }
 
-void RunAzure(int mode, Script* script, kmsplugin::testing::FakeClock* clock) {
+// The backend of `mode` (0-3: Google, 4-7: Azure), its real credential chain answered by `script`.
+std::unique_ptr<kmsplugin::KeyEncryptionService> MakeBackend(
+    int mode, Script* script, kmsplugin::testing::FakeClock* clock) {
+  auto http = std::make_unique<FakeHttpClient>(
+      [script](const kmsplugin::testing::RecordedRequest& r) { return script->Answer(r); });
+  if (mode < 4) {
+    gcp::GcpKmsOptions options;
+    options.key = kGcpKey;
+    options.endpoint = "https://kms.example";
+    options.retry.max_attempts = 1;
+    options.credentials.metadata_host = "169.254.169.254";
+    options.http = std::move(http);
+    auto kms = gcp::GcpKms::Create(std::move(options), clock);
+    if (!kms.ok()) std::abort();
+    return std::move(*kms);
+  }
   azure::AzureKmsOptions options;
   options.vault_url = kVault;
   options.key_name = "kek";
@@ -118,21 +127,10 @@ void RunAzure(int mode, Script* script, kmsplugin::testing::FakeClock* clock) {
   options.credentials.client_id = "client";
   options.credentials.client_secret = SecretBytes::CopyFrom("client-secret");
   options.credentials.authority_host = "https://login.example";
-  options.http = std::make_unique<FakeHttpClient>(
-      [script](const kmsplugin::testing::RecordedRequest& r) { return script->Answer(r); });
+  options.http = std::move(http);
   auto kms = azure::AzureKms::Create(std::move(options), clock);
   if (!kms.ok()) std::abort();
-  const CallContext ctx{absl::InfiniteFuture(), "fuzz"};
-  const std::string key_prefix = std::string("azure:") + kVault + "/keys/kek/";
-  if (mode == 4) {
-    CheckKekId((*kms)->Wrap(SecretBytes::CopyFrom(std::string(32, 'k')), ctx), key_prefix);
-  } else if (mode == 5) {
-    CheckMessage((*kms)->Unwrap({key_prefix + kVersion, "RSA-OAEP-256:WYWJjZA"}, ctx).status());
-  } else if (mode == 6) {
-    CheckMessage((*kms)->Probe(ctx).status());
-  } else {
-    CheckMessage((*kms)->RotateKek(ctx));
-  }
+  return std::move(*kms);
 }
 
 void RunParsers(int status, std::string_view rest) {
@@ -181,10 +179,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr size_t kCalls[] = {1, 1, 1, 2, 2, 1, 1, 1};
   Script script(SplitSegments(rest), status, kCalls[mode]);
   kmsplugin::testing::FakeClock clock;
+  std::unique_ptr<kmsplugin::KeyEncryptionService> kms = MakeBackend(mode, &script, &clock);
   if (mode < 4) {
-    RunGcp(mode, &script, &clock);
+    Exercise(*kms, mode % 4, std::string("gcp:") + kGcpKey + "/cryptoKeyVersions/", "1", "Q1Q6a2tr");
   } else {
-    RunAzure(mode, &script, &clock);
+    Exercise(*kms, mode % 4, std::string("azure:") + kVault + "/keys/kek/", kVersion,
+             "RSA-OAEP-256:WYWJjZA");
   }
   return 0;
 }

@@ -58,8 +58,8 @@
 #include "kms/aws/credentials.h"
 #include "kms/aws/kms_api.h"
 #include "kms/http_client.h"
-#include "kms/remote_backend_options.h"
 #include "kms/key_encryption_service.h"
+#include "kms/remote_backend_options.h"
 
 namespace kmsplugin::aws {
 

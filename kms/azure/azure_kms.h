@@ -55,8 +55,8 @@
 #include "kms/azure/azure_wire.h"
 #include "kms/bearer/rest_api.h"
 #include "kms/http_client.h"
-#include "kms/remote_backend_options.h"
 #include "kms/key_encryption_service.h"
+#include "kms/remote_backend_options.h"
 #include "kms/retry.h"
 
 namespace kmsplugin::azure {

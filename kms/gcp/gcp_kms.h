@@ -42,8 +42,8 @@
 #include "kms/bearer/rest_api.h"
 #include "kms/gcp/gcp_credentials.h"
 #include "kms/http_client.h"
-#include "kms/remote_backend_options.h"
 #include "kms/key_encryption_service.h"
+#include "kms/remote_backend_options.h"
 #include "kms/retry.h"
 
 namespace kmsplugin::gcp {

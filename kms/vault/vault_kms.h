@@ -50,8 +50,8 @@
 
 #include "base/clock.h"
 #include "kms/http_client.h"
-#include "kms/remote_backend_options.h"
 #include "kms/key_encryption_service.h"
+#include "kms/remote_backend_options.h"
 #include "kms/retry.h"
 #include "kms/vault/vault_api.h"
 #include "kms/vault/vault_auth.h"
